@@ -1,0 +1,41 @@
+"""The example format shared by the dataset builders (writers) and the input pipeline (reader).
+
+One decoded example is a dict with these keys:
+
+- ``id`` (str): unique within its source dataset.
+- ``source`` (str): dataset name, e.g. ``demo``, ``audiocaps``, ``clotho``, ``wavcaps``.
+- ``fbank`` (float16 [num_frames, num_mel_bins]): Kaldi-compatible log-mel filterbank.
+- ``num_frames`` (int32): number of valid frames in ``fbank``.
+- ``waveform`` (int16 [num_samples], optional): the resampled audio, for on-the-fly features;
+  present only when the builder was asked to store it (empty otherwise).
+- ``captions`` (list[str]): every caption of the clip.
+- ``caption_styles`` (list[str]): the style of each caption, one of ``CAPTION_STYLES``.
+- ``label_keys`` / ``label_values`` (list[str]): parallel lists of (task, label) pairs; a task
+  may repeat for multi-label clips (e.g. several event categories in a mixture).
+"""
+
+CAPTION_STYLES = ("tags", "short", "long", "transcript")
+
+FEATURE_KEYS = (
+    "id",
+    "source",
+    "fbank",
+    "num_frames",
+    "waveform",
+    "captions",
+    "caption_styles",
+    "label_keys",
+    "label_values",
+)
+
+
+def labels_of(example: dict) -> dict[str, list[str]]:
+    """Groups an example's parallel label lists into {task: [labels...]}."""
+    grouped: dict[str, list[str]] = {}
+    for key, value in zip(example["label_keys"], example["label_values"], strict=True):
+        grouped.setdefault(_text(key), []).append(_text(value))
+    return grouped
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
