@@ -39,3 +39,15 @@ def labels_of(example: dict) -> dict[str, list[str]]:
 
 def _text(value: str | bytes) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
+
+# The batch the input pipeline hands the trainer (leading axis = per-host batch):
+BATCH_KEYS = {
+    "features": "float32 [B, T, n_mels] log-mel frames, cropped/padded to T",
+    "feature_mask": "bool [B, T] True on valid frames",
+    "text_tokens": "int32 [B, L] caption tokens for the text encoder (no BOS/EOS added)",
+    "text_mask": "bool [B, L]",
+    "decoder_inputs": "int32 [B, L] BOS + caption tokens (teacher forcing input)",
+    "decoder_targets": "int32 [B, L] caption tokens + EOS",
+    "decoder_mask": "bool [B, L] True on target positions that count",
+    "labels": "float32 [B, num_labels] multi-hot over the tagging vocabulary (optional)",
+}
