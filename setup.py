@@ -30,6 +30,7 @@ CORE = [
     "scikit-learn==1.9.1",
     "matplotlib==3.11.2",
     "tqdm==4.70.1",
+    "mido==1.3.3",
 ]
 
 EXTRAS = {
