@@ -40,6 +40,7 @@ def labels_of(example: dict) -> dict[str, list[str]]:
 def _text(value: str | bytes) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
+
 # The batch the input pipeline hands the trainer (leading axis = per-host batch):
 BATCH_KEYS = {
     "features": "float32 [B, T, n_mels] log-mel frames, cropped/padded to T",

@@ -1,0 +1,228 @@
+"""The Grain input pipeline: sources → shuffle/repeat/mix → per-example processing → shard by
+JAX process → batches, with a checkpointable iterator that counts skipped records.
+
+Order of the stream (``MapDataset``, so every position is addressable and state is an index):
+each source is globally shuffled (reshuffled each epoch) and repeated, sources are mixed with
+``mixture_weights``, every position is processed with randomness seeded by (seed, position),
+then process ``p`` of ``P`` takes positions ``p, p+P, ...``. Process ``p``'s k-th batch and
+those of the other processes together hold positions ``[k·G, (k+1)·G)`` of the single-process
+stream (G = global batch), less skipped records.
+
+Batches are numpy dicts with the keys of ``schema.BATCH_KEYS`` (text keys when a tokenizer is
+configured, ``labels`` when a label task is). With ``bucket_frames`` a batch's frame axis is the
+smallest bucket holding its longest clip; hosts may then differ, so multi-host trainers agree
+on the largest and call ``pad_frames`` (or leave buckets off).
+"""
+
+import collections
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import grain
+import jax
+import numpy as np
+from absl import flags
+
+from audiolm_pt.audio import FbankConfig
+from audiolm_pt.data import transforms
+from audiolm_pt.data.pipeline_config import PipelineConfig
+from audiolm_pt.data.processing import ExampleProcessor, Processed, WaveformFbank
+from audiolm_pt.text import Tokenizer, load_tokenizer
+
+
+def make_dataset(
+    sources: Mapping[str, Sequence[Any]],
+    cfg: PipelineConfig,
+    *,
+    tokenizer: Tokenizer | None = None,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> grain.IterDataset:
+    """The per-host batch stream. ``sources`` maps dataset names to random-access sources of
+    ``schema`` examples (``tfds`` data sources, ``grain`` sources, lists); ``tokenizer``
+    overrides ``cfg.tokenizer``. Each element is a (batch, skip counts) pair; iterate
+    ``make_iterator`` instead unless composing further."""
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    batch_size = cfg.per_host_batch_size(process_count)
+    if tokenizer is None and cfg.tokenizer:
+        tokenizer = load_tokenizer(cfg.tokenizer)
+    fbank = WaveformFbank(FbankConfig(**cfg.fbank)) if cfg.fbank_on_the_fly else None
+    stream = _mixed_stream(sources, cfg)
+    processor = ExampleProcessor(stream, cfg, tokenizer, fbank)
+    positions = grain.MapDataset.range(len(stream))[process_index::process_count]
+    read = grain.ReadOptions(
+        num_threads=cfg.resolved_read_threads(), prefetch_buffer_size=cfg.read_buffer_size
+    )
+    ds = positions.map(processor).to_iter_dataset(read)
+    ds = CountingBatchDataset(ds, batch_size, _Collate(cfg), drop_remainder=cfg.train)
+    workers = cfg.resolved_num_workers()
+    if workers:
+        # Grain's worker start-up reads an absl flag; outside absl.app nothing parsed them.
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
+        options = grain.MultiprocessingOptions(
+            num_workers=workers, per_worker_buffer_size=cfg.worker_buffer_size
+        )
+        ds = ds.mp_prefetch(options)
+    return ds
+
+
+def make_iterator(
+    sources: Mapping[str, Sequence[Any]], cfg: PipelineConfig, **kwargs: Any
+) -> "BatchIterator":
+    """An iterator of per-host batches; ``get_state``/``set_state`` (or
+    ``grain.checkpoint.CheckpointSave``/``CheckpointRestore`` in Orbax) resume it exactly;
+    ``skipped`` counts records left out, by reason. Close it (``close()``) when done."""
+    return BatchIterator(make_dataset(sources, cfg, **kwargs).__iter__())
+
+
+def tfds_source(name: str, split: str, data_dir: str | None = None) -> Sequence[Any]:
+    """Random access to a built TFDS dataset's ArrayRecord split."""
+    import tensorflow_datasets as tfds  # slow import, needed only here
+
+    return tfds.data_source(name, split=split, data_dir=data_dir)
+
+
+def pad_frames(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.ndarray]:
+    """``batch`` with its frame axis zero-padded to ``num_frames`` (at least its own)."""
+    extra = num_frames - batch["features"].shape[1]
+    if extra < 0:
+        raise ValueError(f"batch has {batch['features'].shape[1]} frames > {num_frames}")
+    out = dict(batch)
+    out["features"] = np.pad(batch["features"], ((0, 0), (0, extra), (0, 0)))
+    out["feature_mask"] = np.pad(batch["feature_mask"], ((0, 0), (0, extra)))
+    return out
+
+
+def _mixed_stream(sources: Mapping[str, Sequence[Any]], cfg: PipelineConfig) -> grain.MapDataset:
+    if not sources:
+        raise ValueError("no data sources given")
+    unknown = set(cfg.mixture_weights) - set(sources)
+    if unknown:
+        raise ValueError(f"pipeline config mixture_weights.{sorted(unknown)[0]}: no such source")
+    missing = set(sources) - set(cfg.mixture_weights)
+    if cfg.mixture_weights and missing:
+        raise ValueError(f"pipeline config mixture_weights lacks source {sorted(missing)[0]!r}")
+    # Evaluation reads each source once, in order, unless num_epochs says otherwise.
+    num_epochs = cfg.num_epochs if (cfg.train or cfg.num_epochs) else 1
+    streams = []
+    for i, (name, source) in enumerate(sorted(sources.items())):
+        if len(source) == 0:
+            raise ValueError(f"data source {name!r} is empty")
+        ds = grain.MapDataset.source(source)
+        if cfg.train:
+            ds = ds.shuffle(seed=int(np.random.SeedSequence([cfg.seed, i]).generate_state(1)[0]))
+        streams.append(ds.repeat(num_epochs))
+    if len(streams) == 1:
+        return streams[0]
+    weights = [cfg.mixture_weights.get(name, 1.0) for name in sorted(sources)]
+    return grain.MapDataset.mix(streams, weights)
+
+
+class _Collate:
+    """Stacks processed examples, padding frames to the batch's bucket."""
+
+    def __init__(self, cfg: PipelineConfig):
+        self._buckets = (*cfg.bucket_frames, cfg.max_frames)
+
+    def __call__(self, examples: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        longest = max(len(e["features"]) for e in examples)
+        num_frames = next(b for b in self._buckets if b >= longest)
+        padded = [transforms.pad(e["features"], num_frames) for e in examples]
+        batch = {
+            "features": np.stack([features for features, _ in padded]),
+            "feature_mask": np.stack([mask for _, mask in padded]),
+        }
+        for key in examples[0]:
+            if key != "features":
+                batch[key] = np.stack([e[key] for e in examples])
+        return batch
+
+
+class CountingBatchDataset(grain.IterDataset):
+    """Batches ``Processed`` elements, leaving out skipped ones; each element is
+    (batch or None, {reason: count} for the records consumed to make it). A None batch
+    carries the counts of a tail too short for a batch, so no skip goes uncounted."""
+
+    def __init__(
+        self,
+        parent: grain.IterDataset,
+        batch_size: int,
+        collate: Callable[[Sequence[dict]], dict],
+        drop_remainder: bool,
+    ):
+        super().__init__(parent)
+        self._batch_size = batch_size
+        self._collate = collate
+        self._drop_remainder = drop_remainder
+
+    def __iter__(self) -> grain.DatasetIterator:
+        return _CountingBatchIterator(
+            self._parent.__iter__(), self._batch_size, self._collate, self._drop_remainder
+        )
+
+
+class _CountingBatchIterator(grain.DatasetIterator):
+    def __init__(self, parent, batch_size, collate, drop_remainder):
+        super().__init__(parent)
+        self._batch_size = batch_size
+        self._collate = collate
+        self._drop_remainder = drop_remainder
+        self._exhausted = False
+
+    def __next__(self) -> tuple[dict[str, np.ndarray] | None, dict[str, int]]:
+        if self._exhausted:
+            raise StopIteration
+        examples, counts = [], collections.Counter()
+        while len(examples) < self._batch_size:
+            try:
+                item: Processed = next(self._parent)
+            except StopIteration:
+                self._exhausted = True
+                break
+            counts.update(item.notes)
+            if item.example is not None:
+                examples.append(item.example)
+        full = len(examples) == self._batch_size or (examples and not self._drop_remainder)
+        if full:
+            return self._collate(examples), dict(counts)
+        if self._drop_remainder and examples:
+            counts["remainder_dropped"] += len(examples)
+        if counts:
+            return None, dict(counts)
+        raise StopIteration
+
+    def get_state(self) -> dict[str, Any]:
+        return self._parent.get_state()
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._exhausted = False
+        self._parent.set_state(state)
+
+
+class BatchIterator(grain.DatasetIterator):
+    """Per-host batches; ``skipped`` is the running {reason: count} since the first batch,
+    saved and restored with the iterator state."""
+
+    def __init__(self, parent: grain.DatasetIterator):
+        super().__init__(parent)
+        self._skipped: collections.Counter = collections.Counter()
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return dict(sorted(self._skipped.items()))
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        while True:
+            batch, counts = next(self._parent)
+            self._skipped.update(counts)
+            if batch is not None:
+                return batch
+
+    def get_state(self) -> dict[str, Any]:
+        return {"pipeline": self._parent.get_state(), "skipped": self.skipped}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._parent.set_state(state["pipeline"])
+        self._skipped = collections.Counter(state["skipped"])

@@ -1,0 +1,128 @@
+"""The input pipeline's configuration: one frozen dataclass, validated at start-up."""
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from audiolm_pt.data.schema import CAPTION_STYLES
+
+MIXUP_CAPTION_MODES = ("dominant", "concat")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline does to examples and how it schedules them.
+
+    Batching: ``global_batch_size`` is split evenly over JAX processes.
+    Audio: crop (random in training, centre in evaluation) to ``max_frames``; with
+    ``bucket_frames`` a batch is padded to the smallest bucket that holds its longest clip.
+    Augmentation (training only): SpecAugment masks; mixup with probability ``mixup_prob``,
+    weight ~ Beta(``mixup_alpha``, ``mixup_alpha``) folded to >= 0.5 so the first clip dominates;
+    ``mixup_captions`` = "dominant" keeps the dominant clip's caption, "concat" joins both with
+    " and "; labels mix with the same weights.
+    Text (when ``tokenizer`` is set): one caption per example and epoch, drawn with
+    ``caption_style_weights``; encoder and decoder arrays of ``max_text_len``.
+    Sources: ``mixture_weights`` {source name: weight}; empty means equal weights.
+    Workers: -1 picks a default from the number of CPU cores.
+    """
+
+    global_batch_size: int = 32
+    seed: int = 0
+    num_epochs: int | None = None
+    train: bool = True
+    max_frames: int = 1000
+    bucket_frames: tuple[int, ...] = ()
+    time_masks: int = 2
+    max_time_mask: int = 50
+    freq_masks: int = 2
+    max_freq_mask: int = 10
+    mixup_prob: float = 0.0
+    mixup_alpha: float = 1.0
+    mixup_captions: str = "dominant"
+    tokenizer: str = ""
+    max_text_len: int = 128
+    caption_style_weights: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(CAPTION_STYLES, 1.0)
+    )
+    fbank_on_the_fly: bool = False
+    fbank: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    label_task: str = ""
+    label_vocab: tuple[str, ...] = ()
+    mixture_weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    num_workers: int = -1
+    worker_buffer_size: int = 2
+    read_threads: int = -1
+    read_buffer_size: int = 64
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "PipelineConfig":
+        """Builds a config from a dict or ``ml_collections.ConfigDict``; an unknown key fails."""
+        values = dict(values.to_dict() if hasattr(values, "to_dict") else values)
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ValueError(f"unknown pipeline config key {key!r}; known: {sorted(known)}")
+        for key in ("bucket_frames", "label_vocab"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def __post_init__(self):
+        positive = ("global_batch_size", "max_frames", "max_text_len", "worker_buffer_size")
+        for key in positive:
+            _require(getattr(self, key) > 0, key, "must be > 0")
+        for key in ("time_masks", "max_time_mask", "freq_masks", "max_freq_mask"):
+            _require(getattr(self, key) >= 0, key, "must be >= 0")
+        _require(self.num_epochs is None or self.num_epochs > 0, "num_epochs", "must be > 0")
+        _require(0.0 <= self.mixup_prob <= 1.0, "mixup_prob", "must be in [0, 1]")
+        _require(self.mixup_alpha > 0, "mixup_alpha", "must be > 0")
+        _require(
+            self.mixup_captions in MIXUP_CAPTION_MODES,
+            "mixup_captions",
+            f"must be one of {MIXUP_CAPTION_MODES}",
+        )
+        _require(
+            all(0 < b <= self.max_frames for b in self.bucket_frames)
+            and list(self.bucket_frames) == sorted(set(self.bucket_frames)),
+            "bucket_frames",
+            f"must be increasing frame counts in (0, max_frames={self.max_frames}]",
+        )
+        for style, weight in self.caption_style_weights.items():
+            _require(style in CAPTION_STYLES, f"caption_style_weights.{style}", "unknown style")
+            _require(weight >= 0, f"caption_style_weights.{style}", "must be >= 0")
+        _require(
+            not self.tokenizer or sum(self.caption_style_weights.values()) > 0,
+            "caption_style_weights",
+            "needs a positive weight",
+        )
+        for name, weight in self.mixture_weights.items():
+            _require(weight > 0, f"mixture_weights.{name}", "must be > 0")
+        _require(
+            bool(self.label_task) == bool(self.label_vocab), "label_vocab", "goes with label_task"
+        )
+        _require(self.num_workers >= -1, "num_workers", "must be >= 0, or -1 for the default")
+        _require(self.read_threads == -1 or self.read_threads > 0, "read_threads", "> 0 or -1")
+        _require(self.read_buffer_size > 0, "read_buffer_size", "must be > 0")
+
+    def per_host_batch_size(self, process_count: int) -> int:
+        if self.global_batch_size % process_count:
+            raise ValueError(
+                f"global_batch_size={self.global_batch_size} is not divisible by the "
+                f"{process_count} JAX processes"
+            )
+        return self.global_batch_size // process_count
+
+    def resolved_num_workers(self) -> int:
+        """One core is left to the training process; beyond 16 workers memory, not CPU, binds."""
+        if self.num_workers >= 0:
+            return self.num_workers
+        return min(max((os.cpu_count() or 1) - 1, 0), 16)
+
+    def resolved_read_threads(self) -> int:
+        return self.read_threads if self.read_threads > 0 else min(os.cpu_count() or 1, 16)
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ValueError(f"pipeline config {key}: {message}")

@@ -1,0 +1,56 @@
+"""Hugging Face ``tokenizer.json`` backend: any local model the ``tokenizers`` library reads."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import tokenizers
+
+from audiolm_pt.text.base import Tokenizer
+
+# Accepted spellings of each special token, BERT style first, then RoBERTa/SentencePiece style.
+SPECIAL_TOKEN_NAMES = {
+    "pad": ("[PAD]", "<pad>"),
+    "bos": ("[CLS]", "<s>", "<bos>"),
+    "eos": ("[SEP]", "</s>", "<eos>"),
+    "mask": ("[MASK]", "<mask>"),
+    "unk": ("[UNK]", "<unk>"),
+}
+
+
+class HFTokenizer(Tokenizer):
+    """Wraps ``tokenizers.Tokenizer``; BERT's [CLS]/[SEP] serve as BOS/EOS."""
+
+    def __init__(self, tokenizer: tokenizers.Tokenizer):
+        self._tok = tokenizer
+        # Padding and truncation are the pipeline's job; a tokenizer.json may enable either.
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        for name, candidates in SPECIAL_TOKEN_NAMES.items():
+            ids = [self._tok.token_to_id(token) for token in candidates]
+            found = [i for i in ids if i is not None]
+            if not found:
+                raise ValueError(
+                    f"tokenizer has no {name} token: none of {list(candidates)} in its vocabulary"
+                )
+            setattr(self, f"{name}_id", found[0])
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "HFTokenizer":
+        return cls(tokenizers.Tokenizer.from_file(str(path)))
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        encodings = self._tok.encode_batch(list(texts), add_special_tokens=False)
+        return [e.ids for e in encodings]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        # A tokenizer.json need not flag [CLS] etc. as special, so drop ours explicitly too.
+        special = set(self.special_ids.values()) - {self.unk_id}
+        kept = [int(i) for i in ids if int(i) not in special]
+        return self._tok.decode(kept, skip_special_tokens=True)

@@ -1,0 +1,322 @@
+"""Input pipeline: determinism, sharding, exact resume, crop/pad, augmentation, captions,
+mixtures, buckets, bad-input counters, config validation."""
+
+import collections
+import json
+
+import numpy as np
+import pytest
+
+from audiolm_pt.audio import FbankConfig, fbank_np
+from audiolm_pt.data import transforms
+from audiolm_pt.data.pipeline import make_iterator, pad_frames
+from audiolm_pt.data.pipeline_config import PipelineConfig
+from audiolm_pt.text import train_sentencepiece
+
+WORDS = ["a dog barks", "rain falls", "a man speaks", "birds chirp", "an engine idles"]
+STYLES = ("tags", "short", "long", "transcript")
+
+
+def _example(i: int, num_frames: int | None = None, **overrides) -> dict:
+    """Every frame of clip ``i`` holds the value ``i``, so a batch row names its clip."""
+    n = 5 + i % 30 if num_frames is None else num_frames
+    example = {
+        "id": str(i),
+        "source": "synthetic",
+        "fbank": np.full((n, 4), i, np.float16),
+        "num_frames": n,
+        "waveform": np.zeros((0,), np.int16),
+        "captions": [WORDS[i % 5], f"{WORDS[(i + 1) % 5]} loudly"],
+        "caption_styles": ["short", "long"],
+        "label_keys": ["event", "event"],
+        "label_values": [WORDS[i % 5].split()[-1], "noise"],
+    }
+    example.update(overrides)
+    return example
+
+
+def _cfg(**kw) -> PipelineConfig:
+    base = {
+        "global_batch_size": 4,
+        "max_frames": 16,
+        "num_workers": 0,
+        "time_masks": 0,
+        "freq_masks": 0,
+        "read_threads": 2,
+    }
+    return PipelineConfig(**{**base, **kw})
+
+
+def _ids(batch) -> list[int]:
+    return [int(v) for v in batch["features"][:, 0, 0]]
+
+
+def _take(it, n):
+    return [next(it) for _ in range(n)]
+
+
+def _run(sources, cfg, n, **kw):
+    it = make_iterator(sources, cfg, process_index=0, process_count=1, **kw)
+    try:
+        return _take(it, n), it.skipped
+    finally:
+        it.close()
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    captions = [f"{w} {adv}" for w in WORDS for adv in ("loudly", "softly", "", "nearby")]
+    return train_sentencepiece(captions * 10, vocab_size=60)
+
+
+SOURCE = [_example(i) for i in range(40)]
+
+
+def test_same_seed_same_batches_and_another_seed_differs():
+    first, _ = _run({"a": SOURCE}, _cfg(seed=3), 6)
+    again, _ = _run({"a": SOURCE}, _cfg(seed=3), 6)
+    other, _ = _run({"a": SOURCE}, _cfg(seed=4), 6)
+    assert [_ids(b) for b in first] == [_ids(b) for b in again]
+    for a, b in zip(first, again, strict=True):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert [_ids(b) for b in first] != [_ids(b) for b in other]
+    # One epoch of 40 clips = 10 batches covers every clip once: a global shuffle.
+    epoch = [i for b in _run({"a": SOURCE}, _cfg(seed=3), 10)[0] for i in _ids(b)]
+    assert sorted(epoch) == list(range(40))
+    assert epoch != list(range(40))
+
+
+def test_processes_see_disjoint_parts_that_form_the_global_batch():
+    cfg = _cfg(global_batch_size=8, seed=1)
+    single, _ = _run({"a": SOURCE}, cfg, 4)
+    per_process = []
+    for p in range(2):
+        it = make_iterator({"a": SOURCE}, cfg, process_index=p, process_count=2)
+        per_process.append([_ids(b) for b in _take(it, 4)])
+        assert all(len(ids) == 4 for ids in per_process[-1])
+    for k in range(4):
+        assert not set(per_process[0][k]) & set(per_process[1][k])
+        assert sorted(per_process[0][k] + per_process[1][k]) == sorted(_ids(single[k]))
+    with pytest.raises(ValueError, match="not divisible"):
+        make_iterator({"a": SOURCE}, _cfg(global_batch_size=6), process_index=0, process_count=4)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_resume_reproduces_the_uninterrupted_stream(workers, tokenizer):
+    bad = [*SOURCE[:10], _example(99, num_frames=0), *SOURCE[10:]]
+    cfg = _cfg(num_workers=workers, seed=7, time_masks=2, freq_masks=1, mixup_prob=0.5)
+    uninterrupted, _ = _run({"a": bad}, cfg, 8, tokenizer=tokenizer)
+    it = make_iterator({"a": bad}, cfg, process_index=0, process_count=1, tokenizer=tokenizer)
+    _take(it, 5)
+    state = json.loads(json.dumps(it.get_state()))  # what grain.checkpoint writes and reads
+    it.close()
+    resumed = make_iterator({"a": bad}, cfg, process_index=0, process_count=1, tokenizer=tokenizer)
+    resumed.set_state(state)
+    rest = _take(resumed, 3)
+    assert resumed.skipped == {"too_short": 1}  # counted before the save, restored with it
+    resumed.close()
+    for a, b in zip(uninterrupted[5:], rest, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_crop_pad_masks_and_centre_crop_in_eval():
+    ramp = np.arange(30, dtype=np.float16)[:, None] * np.ones((1, 4), np.float16)
+    source = [_example(0, num_frames=7), _example(1, num_frames=30, fbank=ramp)]
+    cfg = _cfg(global_batch_size=2, max_frames=16, train=False)
+    (batch,), _ = _run({"a": source}, cfg, 1)
+    assert batch["features"].shape == (2, 16, 4)
+    assert batch["feature_mask"].dtype == bool
+    np.testing.assert_array_equal(batch["feature_mask"].sum(1), [7, 16])
+    np.testing.assert_array_equal(batch["features"][0, 7:], 0)
+    np.testing.assert_array_equal(batch["features"][1, :, 0], np.arange(7, 23))  # (30-16)//2
+    rng = np.random.default_rng(0)
+    starts = {int(transforms.crop(ramp, 16, rng)[0, 0]) for _ in range(200)}
+    assert starts == set(range(15))  # every random window start in [0, 30-16]
+
+
+def test_spec_augment_widths_and_fill():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(50, 20)).astype(np.float32)
+    seen_time, seen_freq = set(), set()
+    for _ in range(300):
+        out = transforms.spec_augment(features, rng, 1, 8, 1, 5)
+        assert out.shape == features.shape
+        changed = out != features
+        time_cols = np.flatnonzero(changed.all(axis=1))
+        freq_rows = np.flatnonzero(changed.all(axis=0))
+        seen_time.add(len(time_cols))
+        seen_freq.add(len(freq_rows))
+        assert np.allclose(out[changed], features.mean())
+        for cols in (time_cols, freq_rows):
+            assert cols.size == 0 or cols[-1] - cols[0] + 1 == cols.size  # one contiguous run
+        assert len(time_cols) <= 8
+        assert len(freq_rows) <= 5
+    assert max(seen_time) == 8
+    assert max(seen_freq) == 5
+    assert min(seen_time) == 0
+
+
+def test_caption_style_weights_are_respected():
+    weights = {"tags": 1.0, "short": 2.0, "long": 3.0, "transcript": 0.0}
+    rng = np.random.default_rng(1)
+    draws = collections.Counter(
+        transforms.sample_caption(list(STYLES), STYLES, weights, rng) for _ in range(6000)
+    )
+    assert draws["transcript"] == 0
+    for style, p in (("tags", 1 / 6), ("short", 2 / 6), ("long", 3 / 6)):
+        assert abs(draws[style] / 6000 - p) < 4 * np.sqrt(p * (1 - p) / 6000)
+    assert transforms.sample_caption([b"x", b"y"], [b"long", b"short"], weights, None) == "x"
+    assert transforms.sample_caption(["x"], ["transcript"], weights, rng) is None
+
+
+def test_caption_arrays_hand_computed():
+    out = transforms.caption_arrays([7, 8, 9], max_len=5, pad_id=0, bos_id=2, eos_id=3)
+    np.testing.assert_array_equal(out["text_tokens"], [7, 8, 9, 0, 0])
+    np.testing.assert_array_equal(out["text_mask"], [1, 1, 1, 0, 0])
+    np.testing.assert_array_equal(out["decoder_inputs"], [2, 7, 8, 9, 0])
+    np.testing.assert_array_equal(out["decoder_targets"], [7, 8, 9, 3, 0])
+    np.testing.assert_array_equal(out["decoder_mask"], [1, 1, 1, 1, 0])
+    full = transforms.caption_arrays([4, 5, 6, 7], max_len=3, pad_id=0, bos_id=2, eos_id=3)
+    np.testing.assert_array_equal(full["text_tokens"], [4, 5, 6])
+    np.testing.assert_array_equal(full["decoder_inputs"], [2, 4, 5])
+    np.testing.assert_array_equal(full["decoder_targets"], [4, 5, 6])
+    np.testing.assert_array_equal(full["decoder_mask"], [1, 1, 1])
+
+
+def test_text_and_labels_in_batches(tokenizer):
+    cfg = _cfg(
+        train=False,
+        max_text_len=12,
+        caption_style_weights={"short": 1.0},
+        label_task="event",
+        label_vocab=("barks", "falls", "noise"),
+    )
+    (batch,), _ = _run({"a": SOURCE[:4]}, cfg, 1, tokenizer=tokenizer)
+    for row, i in enumerate(_ids(batch)):
+        n = int(batch["text_mask"][row].sum())
+        assert tokenizer.decode(batch["text_tokens"][row, :n]) == WORDS[i % 5]
+        assert batch["decoder_inputs"][row, 0] == tokenizer.bos_id
+        assert batch["decoder_targets"][row, n] == tokenizer.eos_id
+        expected = [WORDS[i % 5].endswith(w) for w in ("barks", "falls")] + [True]
+        np.testing.assert_array_equal(batch["labels"][row], expected)
+    assert batch["text_tokens"].dtype == np.int32
+    assert batch["labels"].dtype == np.float32
+
+
+def test_eval_mode_has_no_augmentation():
+    ramp = np.arange(40, dtype=np.float16)[:, None] * np.ones((1, 4), np.float16)
+    source = [_example(i, num_frames=40, fbank=ramp + i) for i in range(8)]
+    cfg = _cfg(train=False, time_masks=3, freq_masks=3, mixup_prob=1.0)
+    first, _ = _run({"a": source}, cfg, 2)
+    again, _ = _run({"a": source}, cfg, 2)
+    for k, batch in enumerate(first):
+        np.testing.assert_array_equal(batch["features"], again[k]["features"])
+        for row in range(4):
+            np.testing.assert_array_equal(batch["features"][row], ramp[12:28] + 4 * k + row)
+
+
+def test_mixup_mixes_power_and_concatenates_captions(tokenizer):
+    a, b = np.full((3, 2), np.log(2.0)), np.full((5, 2), np.log(4.0))
+    mixed = transforms.mix_features(a, b, 0.75)
+    np.testing.assert_allclose(mixed[:3], np.log(0.75 * 2 + 0.25 * 4), rtol=1e-6)
+    np.testing.assert_allclose(mixed[3:], np.log(4.0), rtol=1e-6)
+    source = [_example(i, captions=[WORDS[i % 5]], caption_styles=["short"]) for i in range(20)]
+    cfg = _cfg(mixup_prob=1.0, mixup_captions="concat", label_task="event", label_vocab=WORDS)
+    (batch,), _ = _run({"a": source}, cfg, 1, tokenizer=tokenizer)
+    for row in range(4):
+        text = tokenizer.decode(batch["text_tokens"][row][batch["text_mask"][row]])
+        assert " and " in text
+        assert np.any(batch["features"][row, 0, 0] != np.round(batch["features"][row, 0, 0]))
+
+
+def test_length_buckets_and_pad_frames():
+    source = [_example(i, num_frames=n) for i, n in enumerate([3, 5, 6, 7, 9, 30, 2, 4])]
+    cfg = _cfg(train=False, bucket_frames=(4, 8), max_frames=16)
+    batches, _ = _run({"a": source}, cfg, 2)
+    assert [b["features"].shape[1] for b in batches] == [8, 16]
+    np.testing.assert_array_equal(batches[0]["feature_mask"].sum(1), [3, 5, 6, 7])
+    padded = pad_frames(batches[0], 16)
+    assert padded["features"].shape == (4, 16, 4)
+    np.testing.assert_array_equal(padded["feature_mask"].sum(1), [3, 5, 6, 7])
+
+
+def test_mixture_weights():
+    a = [_example(i) for i in range(100)]
+    b = [_example(1000 + i, num_frames=6) for i in range(100)]
+    cfg = _cfg(global_batch_size=10, mixture_weights={"a": 3.0, "b": 1.0})
+    batches, _ = _run({"a": a, "b": b}, cfg, 20)
+    from_b = sum(i >= 1000 for batch in batches for i in _ids(batch))
+    assert from_b == 50  # Grain mixes deterministically in exact proportions
+    with pytest.raises(ValueError, match=r"mixture_weights lacks source 'b'"):
+        make_iterator({"a": a, "b": b}, _cfg(mixture_weights={"a": 1.0}), process_count=1)
+
+
+class _Flaky(list):
+    """A source whose record 3 cannot be read (as a corrupt ArrayRecord entry)."""
+
+    def __getitem__(self, index):
+        if index == 3:
+            raise ValueError("corrupt record")
+        return super().__getitem__(index)
+
+
+def test_bad_input_is_skipped_and_counted(tokenizer):
+    nan = np.full((6, 4), np.nan, np.float16)
+    bad = [
+        _example(100, num_frames=0),
+        _example(101, captions=["   "], caption_styles=["short"]),
+        _example(102, captions=[], caption_styles=[]),
+        None,  # replaced by an unreadable record
+        _example(104, num_frames=6, fbank=nan),
+        _example(105, fbank=np.zeros((5,), np.float16)),
+    ]
+    good = [_example(i) for i in range(6)]
+    source = _Flaky(bad + good)
+    cfg = _cfg(global_batch_size=3, train=False)
+    batches, skipped = _run({"a": source}, cfg, 2, tokenizer=tokenizer)
+    assert sorted(i for b in batches for i in _ids(b)) == list(range(6))
+    assert skipped == {
+        "empty_caption": 1,
+        "malformed": 1,
+        "no_caption": 1,
+        "non_finite_features": 1,
+        "too_short": 1,
+        "unreadable": 1,
+    }
+
+
+def test_on_the_fly_fbank_matches_fbank_of_the_stored_waveform():
+    rng = np.random.default_rng(0)
+    waves = [(rng.normal(size=2000 + 400 * i) * 3000).astype(np.int16) for i in range(4)]
+    source = [_example(i, waveform=w) for i, w in enumerate(waves)]
+    source.append(_example(9, waveform=np.zeros((100,), np.int16)))  # under one 25 ms window
+    source.append(_example(10))  # no stored waveform
+    cfg = _cfg(train=False, fbank_on_the_fly=True, max_frames=64, global_batch_size=1)
+    batches, _ = _run({"a": source}, cfg, 4)
+    for wave, batch in zip(waves, batches, strict=True):
+        expected = fbank_np(wave.astype(np.float32) / 32768.0, FbankConfig())
+        n = int(batch["feature_mask"].sum())
+        assert n == len(expected)
+        np.testing.assert_allclose(batch["features"][0, :n], expected, rtol=1e-6)
+    it = make_iterator({"a": source}, cfg, process_count=1)
+    assert len(list(it)) == 4
+    assert it.skipped == {"no_waveform": 1, "too_short": 1}
+
+
+def test_config_rejects_unknown_and_bad_keys():
+    cfg = PipelineConfig.from_dict({"global_batch_size": 8, "bucket_frames": [100, 200]})
+    assert cfg.bucket_frames == (100, 200)
+    with pytest.raises(ValueError, match="'batch_size'"):
+        PipelineConfig.from_dict({"batch_size": 8})
+    with pytest.raises(ValueError, match=r"caption_style_weights\.music"):
+        PipelineConfig(caption_style_weights={"music": 1.0})
+    with pytest.raises(ValueError, match="mixup_captions"):
+        PipelineConfig(mixup_captions="both")
+    with pytest.raises(ValueError, match="bucket_frames"):
+        PipelineConfig(max_frames=100, bucket_frames=(200,))
+    bad_fbank = PipelineConfig(fbank={"bogus": 1}, fbank_on_the_fly=True, num_workers=0)
+    with pytest.raises(TypeError, match="bogus"):
+        make_iterator({"a": SOURCE}, bad_fbank, process_count=1)
