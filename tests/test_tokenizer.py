@@ -5,11 +5,13 @@ import json
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import tokenizers
 from tokenizers import models, pre_tokenizers
 
+import audiolm_pt
 from audiolm_pt.text import HFTokenizer, SentencePieceTokenizer, load_tokenizer
 from audiolm_pt.text.train_tokenizer import read_captions
 
@@ -132,3 +134,19 @@ def test_unknown_tokenizer_file(tmp_path):
         load_tokenizer(tmp_path / "vocab.txt")
     with pytest.raises(FileNotFoundError):
         load_tokenizer(tmp_path / "missing.model")
+
+
+def test_shipped_demo_tokenizer_round_trips_captions_of_every_language():
+    tok = load_tokenizer(Path(audiolm_pt.__file__).parent / "assets" / "demo_tokenizer.model")
+    assert (tok.pad_id, tok.unk_id, tok.bos_id, tok.eos_id) == (0, 1, 2, 3)
+    assert tok.mask_id not in (0, 1, 2, 3)
+    captions = [
+        "A woman speaks German quickly over a soft piano melody.",
+        'Transcript (French): "Mon frère ouvre la fenêtre de la cuisine."',
+        'Transcript (Polish): "Moja siostra czyta książkę w ogrodzie."',
+        "punchy house kick drum, loop, fast tempo",
+    ]
+    for caption in captions:
+        ids = tok.encode(caption)
+        assert tok.unk_id not in ids
+        assert tok.decode(ids) == caption.lower()
