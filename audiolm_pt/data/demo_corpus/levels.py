@@ -2,11 +2,11 @@
 
 import numpy as np
 
+from audiolm_pt.audio import is_silent
 from audiolm_pt.data.demo_corpus.errors import ClipError
 
 MIN_SECONDS, MAX_SECONDS = 2.0, 10.0
 PEAK_LIMIT = 0.99
-SILENCE_RMS = 1e-4
 FADE_SECONDS = 0.05
 
 
@@ -51,7 +51,11 @@ def pad(audio: np.ndarray, before: int, after: int) -> np.ndarray:
 
 
 def finish(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Fits a clip to 2–10 s, limits its peak and converts it to int16; rejects silence."""
+    """Fits a clip to 2–10 s, limits its peak and converts it to int16; rejects silence.
+
+    Silence is judged as the dataset builders judge it (``audio.is_silent``), so the corpus
+    never holds a clip that a build would skip.
+    """
     if not np.all(np.isfinite(audio)):
         raise ClipError("non_finite_audio")
     audio = audio[: int(MAX_SECONDS * sample_rate)].astype(np.float32)
@@ -62,6 +66,6 @@ def finish(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     peak = float(np.max(np.abs(audio)))
     if peak > PEAK_LIMIT:
         audio *= PEAK_LIMIT / peak
-    if rms(audio) < SILENCE_RMS:
+    if is_silent(audio):
         raise ClipError("silent_audio")
     return np.round(audio * 32767).astype(np.int16)
