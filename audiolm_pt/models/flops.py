@@ -1,0 +1,88 @@
+"""Analytic forward FLOPs per example (2 per multiply-add; matmuls, convolutions and
+attention score/value products), for model FLOPs utilisation. Training costs about three
+times the forward pass (`train_flops_per_example`).
+"""
+
+import math
+
+from audiolm_pt.models.config import (
+    AudioEncoderConfig,
+    DecoderConfig,
+    HeadConfig,
+    ModelConfig,
+    TextEncoderConfig,
+    TransformerConfig,
+)
+
+
+def audio_num_tokens(cfg: AudioEncoderConfig, num_frames: int) -> int:
+    """Number of tokens the audio encoder outputs for `num_frames` input frames."""
+    if cfg.frontend == "conv":
+        return math.ceil(math.ceil(num_frames / 2) / 2)
+    return math.ceil(num_frames / cfg.patch_time) * (cfg.n_mels // cfg.patch_freq)
+
+
+def _stack_flops(t: TransformerConfig, n: int) -> float:
+    """Self-attention encoder layers over n tokens."""
+    d = t.width
+    per_layer = 4 * n * d * d + 2 * n * n * d + 2 * n * d * t.mlp_dim
+    return 2.0 * t.depth * per_layer
+
+
+def audio_encoder_flops(cfg: AudioEncoderConfig, num_frames: int) -> float:
+    d = cfg.transformer.width
+    n = audio_num_tokens(cfg, num_frames)
+    if cfg.frontend == "conv":
+        c = cfg.conv_channels
+        t1, f1 = math.ceil(num_frames / 2), math.ceil(cfg.n_mels / 2)
+        t2, f2 = math.ceil(t1 / 2), math.ceil(f1 / 2)
+        front = 2.0 * (t1 * f1 * 9 * c + t2 * f2 * 9 * c * c + t2 * c * f2 * d)
+    else:
+        front = 2.0 * n * cfg.patch_time * cfg.patch_freq * d
+    return front + _stack_flops(cfg.transformer, n)
+
+
+def text_encoder_flops(cfg: TextEncoderConfig, num_tokens: int) -> float:
+    return _stack_flops(cfg.transformer, num_tokens)
+
+
+def decoder_flops(
+    cfg: DecoderConfig, num_tokens: int, num_audio_tokens: int, audio_width: int
+) -> float:
+    """Teacher-forced decoder over num_tokens, including the vocabulary projection."""
+    t = cfg.transformer
+    d, n, m = t.width, num_tokens, num_audio_tokens
+    self_attn = 4 * n * d * d + 2 * n * n * d
+    cross = 2 * n * d * d + 2 * m * audio_width * d + 2 * n * m * d
+    mlp = 2 * n * d * t.mlp_dim
+    return 2.0 * (t.depth * (self_attn + cross + mlp) + n * d * cfg.vocab_size)
+
+
+def projection_flops(cfg: HeadConfig, in_dim: int) -> float:
+    return 2.0 * (in_dim * cfg.joint_dim + (cfg.projection_depth - 1) * cfg.joint_dim**2)
+
+
+def model_flops(cfg: ModelConfig, num_frames: int, num_tokens: int) -> dict[str, float]:
+    """Forward FLOPs per example of each part the objective uses, and their `total`."""
+    a = cfg.audio.transformer.width
+    parts = {"audio_encoder": audio_encoder_flops(cfg.audio, num_frames)}
+    if cfg.has_text_encoder:
+        parts["text_encoder"] = text_encoder_flops(cfg.text, num_tokens)
+        parts["heads"] = projection_flops(cfg.heads, a) + projection_flops(
+            cfg.heads, cfg.text.transformer.width
+        )
+    if cfg.heads.audio_pooling == "attention":
+        n_audio = audio_num_tokens(cfg.audio, num_frames)
+        parts["attention_pool"] = 2.0 * (2 * n_audio * a * a + 2 * a * a + 2 * n_audio * a)
+    if cfg.has_decoder:
+        n_audio = audio_num_tokens(cfg.audio, num_frames)
+        parts["decoder"] = decoder_flops(cfg.decoder, num_tokens, n_audio, a)
+    if cfg.has_tagging_head:
+        parts["tag_head"] = 2.0 * a * cfg.heads.num_labels
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def train_flops_per_example(cfg: ModelConfig, num_frames: int, num_tokens: int) -> float:
+    """Forward + backward (2x forward) FLOPs per example."""
+    return 3.0 * model_flops(cfg, num_frames, num_tokens)["total"]
