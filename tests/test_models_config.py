@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from audiolm_pt.models.config import OBJECTIVES, ModelConfig, preset
+from audiolm_pt.models.config import OBJECTIVES, HeadConfig, ModelConfig, preset
 from audiolm_pt.models.layers import LOGICAL_AXES
 from audiolm_pt.models.model import AudioTextModel
 
@@ -91,3 +91,10 @@ def test_base_audio_encoder_is_study_sized():
     assert 80e6 < n_audio < 95e6
     # BERT-base without its pooler: 109.48M - 0.59M.
     assert n_text == 108_891_648
+
+
+def test_preset_overrides_apply_before_validation():
+    heads = HeadConfig(joint_dim=64, num_labels=7)
+    assert preset("tiny", "tagging", heads=heads).heads.num_labels == 7
+    with pytest.raises(ValueError, match="heads.num_labels"):
+        preset("tiny", "tagging")

@@ -206,14 +206,15 @@ def preset(size: str, objective: str = "contrastive", **overrides: Any) -> Model
     if size not in _SIZES:
         raise ValueError(f"size={size!r}: expected one of {tuple(_SIZES)}")
     (aw, ad, ah, ch), (tw, td, th), (dw, dd, dh), joint = _SIZES[size]
-    cfg = ModelConfig(
-        objective=objective,
-        audio=AudioEncoderConfig(transformer=_stack(aw, ad, ah), conv_channels=ch),
-        text=TextEncoderConfig(
+    parts = {
+        "objective": objective,
+        "audio": AudioEncoderConfig(transformer=_stack(aw, ad, ah), conv_channels=ch),
+        "text": TextEncoderConfig(
             transformer=_stack(tw, td, th, layer_norm_eps=1e-12, dropout_rate=0.1),
             pooling="cls",
         ),
-        decoder=DecoderConfig(transformer=_stack(dw, dd, dh, dropout_rate=0.1)),
-        heads=HeadConfig(joint_dim=joint),
-    )
-    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+        "decoder": DecoderConfig(transformer=_stack(dw, dd, dh, dropout_rate=0.1)),
+        "heads": HeadConfig(joint_dim=joint),
+    }
+    # Overrides go in before validation: e.g. a tagging preset is only valid with its labels.
+    return ModelConfig(**(parts | overrides))
