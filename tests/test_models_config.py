@@ -96,5 +96,5 @@ def test_base_audio_encoder_is_study_sized():
 def test_preset_overrides_apply_before_validation():
     heads = HeadConfig(joint_dim=64, num_labels=7)
     assert preset("tiny", "tagging", heads=heads).heads.num_labels == 7
-    with pytest.raises(ValueError, match="heads.num_labels"):
+    with pytest.raises(ValueError, match=r"heads\.num_labels"):
         preset("tiny", "tagging")
