@@ -1,0 +1,240 @@
+"""Command-line entry point of training.
+
+    python -m audiolm_pt.main --config=configs/contrastive.py:base --workdir=DIR \
+        [--config.optimizer.learning_rate=3e-4 ...] [--multiprocess ...]
+
+Every config field can be overridden from the command line; a key that does not exist fails
+at start-up with its name, both as an override (ml_collections) and inside the config file
+(each section is read into a dataclass that rejects unknown keys). With `--multiprocess`,
+`jax.distributed.initialize` runs before anything touches a device (coordinator flags, or
+auto-detection on TPU pods and SLURM); each process reads its share of the global batch and
+`jax.make_array_from_process_local_data` assembles the global arrays.
+"""
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from audiolm_pt.models.config import ModelConfig
+from audiolm_pt.objectives import ObjectiveConfig
+from audiolm_pt.sharding import ShardingConfig
+from audiolm_pt.train import evaluators, loop, mfu, synthetic
+from audiolm_pt.train.build import Trainer, build_trainer
+from audiolm_pt.train.checkpointing import CheckpointConfig, Checkpointer
+from audiolm_pt.train.metrics import MetricsLogger
+from audiolm_pt.train.optimizer import OptimizerConfig
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints and metrics go here.")
+_MULTI = flags.DEFINE_bool("multiprocess", False, "Call jax.distributed.initialize first.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+_CPU_COLLECTIVES = flags.DEFINE_string(
+    "cpu_collectives", None, "CPU collectives implementation for multi-process CPU runs (gloo)."
+)
+
+log = logging.getLogger(__name__)
+SECTIONS = (
+    "seed",
+    "model",
+    "objective",
+    "optimizer",
+    "sharding",
+    "checkpoint",
+    "train",
+    "data",
+    "evals",
+)
+DATA_KEYS = ("source", "tfds_names", "data_dir", "train_split", "eval_split", "pipeline")
+
+
+def strict(cls: type, values: Mapping[str, Any], section: str) -> Any:
+    """`cls(**values)` for a dataclass section; an unknown key fails naming `section.key`."""
+    values = dict(values)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ValueError(f"unknown config key {section}.{key}; known: {sorted(known)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def _plain(config: Any) -> Any:
+    return config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config
+
+
+def check_sections(config: ml_collections.ConfigDict, model: ModelConfig) -> None:
+    """Top-level and `data` keys must be known; text objectives need a tokenizer."""
+    for key in sorted(config.to_dict()):
+        if key not in SECTIONS:
+            raise ValueError(f"unknown config key {key}; known: {list(SECTIONS)}")
+    for key in sorted(config.data.to_dict()):
+        if key not in DATA_KEYS:
+            raise ValueError(f"unknown config key data.{key}; known: {list(DATA_KEYS)}")
+    needs_text = model.has_text_encoder or model.has_decoder
+    if needs_text and config.data.source == "tfds" and not config.data.pipeline.tokenizer:
+        raise ValueError(
+            f"model.objective={model.objective!r} needs captions: set data.pipeline.tokenizer"
+        )
+
+
+def model_config(config: ml_collections.ConfigDict, tokenizer: Any | None) -> ModelConfig:
+    """The model config; vocabulary sizes and special ids follow the tokenizer when one is
+    configured, so they never disagree with the data."""
+    values = _plain(config.model)
+    if tokenizer is not None:
+        values.setdefault("text", {})["vocab_size"] = tokenizer.vocab_size
+        values.setdefault("decoder", {}).update(
+            vocab_size=tokenizer.vocab_size,
+            bos_id=tokenizer.bos_id,
+            eos_id=tokenizer.eos_id,
+            pad_id=tokenizer.pad_id,
+            mask_id=tokenizer.mask_id,
+        )
+    return ModelConfig.from_dict(values, path="model.")
+
+
+def make_to_global(trainer: Trainer) -> Callable[[dict[str, np.ndarray]], dict[str, jax.Array]]:
+    def to_global(batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        return {
+            k: jax.make_array_from_process_local_data(trainer.batch_sharding, v)
+            for k, v in batch.items()
+        }
+
+    return to_global
+
+
+def make_iterator(config: ml_collections.ConfigDict, model: ModelConfig, split: str) -> Any:
+    """This process's batch iterator for `split` ("train" or "eval")."""
+    data = config.data
+    if data.source == "synthetic":
+        return synthetic.SyntheticIterator(
+            model,
+            data.pipeline.global_batch_size,
+            data.pipeline.max_frames,
+            data.pipeline.max_text_len,
+            seed=config.seed + (split == "eval"),
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
+    if data.source != "tfds":
+        raise ValueError(f"data.source={data.source!r}: expected 'synthetic' or 'tfds'")
+    from audiolm_pt.data import pipeline  # the data stack, only when real data is read
+
+    pipeline_values = {**_plain(data.pipeline), "train": split == "train"}
+    cfg = pipeline.PipelineConfig.from_dict(pipeline_values)
+    split_name = data.train_split if split == "train" else data.eval_split
+    sources = {
+        name: pipeline.tfds_source(name, split_name, data.data_dir or None)
+        for name in data.tfds_names
+    }
+    return pipeline.make_iterator(sources, cfg)
+
+
+def load_tokenizer(config: ml_collections.ConfigDict) -> Any | None:
+    path = config.data.pipeline.get("tokenizer", "")
+    if not path:
+        return None
+    from audiolm_pt.text import load_tokenizer as load
+
+    return load(path)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains according to `config`, writing to `workdir`; returns the final state."""
+    model = model_config(config, load_tokenizer(config))
+    check_sections(config, model)
+    objective = strict(ObjectiveConfig, _plain(config.objective), "objective")
+    optimizer = OptimizerConfig.from_dict(_plain(config.optimizer))
+    sharding_cfg = strict(ShardingConfig, _plain(config.sharding), "sharding")
+    ckpt_cfg = strict(CheckpointConfig, _plain(config.checkpoint), "checkpoint")
+    train_values = _plain(config.train)
+    num_microbatches = train_values.pop("num_microbatches", 1)
+    loop_cfg = strict(loop.LoopConfig, train_values, "train")
+    data = config.data
+    trainer = build_trainer(
+        model,
+        objective,
+        optimizer,
+        sharding_cfg,
+        loop_cfg.num_steps,
+        seed=config.seed,
+        num_microbatches=num_microbatches,
+    )
+    to_global = make_to_global(trainer)
+    iterator = make_iterator(config, model, "train")
+    evals = []
+    for name, spec in _plain(config.evals).items():
+        spec = dict(spec)
+        every, num_batches = spec.pop("every_steps"), spec.pop("num_batches", 1)
+        eval_iter = make_iterator(config, model, "eval")
+        batches = [next(eval_iter) for _ in range(num_batches)]
+        eval_iter.close()
+        fn = evaluators.make_evaluator(
+            name,
+            trainer=trainer,
+            batches=batches,
+            objective=objective,
+            to_global=to_global,
+            **spec,
+        )
+        evals.append(loop.ScheduledEval(name, every, fn))
+    flops = mfu.train_step_flops(
+        model,
+        data.pipeline.global_batch_size,
+        data.pipeline.max_frames,
+        data.pipeline.max_text_len,
+    )
+    device = jax.devices()[0]
+    peak = mfu.peak_flops_per_device(device.device_kind, model.audio.transformer.dtype)
+    logger = MetricsLogger(workdir)
+    logger.write_hparams({"config": config.to_json()})
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), ckpt_cfg)
+    try:
+        return loop.train(
+            trainer,
+            iterator,
+            to_global,
+            checkpointer,
+            logger,
+            loop_cfg,
+            checkpoint_every=ckpt_cfg.every_steps,
+            global_batch_size=data.pipeline.global_batch_size,
+            flops_per_step=flops,
+            peak_flops_per_device=peak,
+            evals=tuple(evals),
+            workdir=workdir,
+        )
+    finally:
+        checkpointer.close()
+        logger.close()
+        iterator.close()
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if _CPU_COLLECTIVES.value:
+        jax.config.update("jax_cpu_collectives_implementation", _CPU_COLLECTIVES.value)
+    if _MULTI.value:
+        jax.distributed.initialize(
+            _COORDINATOR.value, num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value
+        )
+    logging.getLogger().setLevel(logging.INFO)
+    log.info(
+        "process %d of %d, %d devices", jax.process_index(), jax.process_count(), jax.device_count()
+    )
+    run(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config", "workdir"])
+    app.run(main)

@@ -1,0 +1,1 @@
+"""The trainer: optimizer, jitted step, checkpoints, metrics and the training loop."""

@@ -1,0 +1,84 @@
+"""Assembles what a training run needs from its configs: mesh, optimizer and schedule, the
+state's abstract shape and shardings, the batch sharding and the jitted step."""
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+
+from audiolm_pt import sharding
+from audiolm_pt.models.config import ModelConfig
+from audiolm_pt.objectives import ObjectiveConfig
+from audiolm_pt.train import step as step_lib
+from audiolm_pt.train.optimizer import OptimizerConfig, make_optimizer
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    model_cfg: ModelConfig
+    graphdef: nnx.GraphDef
+    tx: optax.GradientTransformation
+    schedule: optax.Schedule
+    mesh: Mesh
+    abstract: step_lib.State
+    shardings: step_lib.State
+    batch_sharding: NamedSharding
+    step: step_lib.StepFn
+    init_fn: Callable[[int], step_lib.State]
+    seed: int
+
+    def init(self, seed: int | None = None) -> step_lib.State:
+        """A fresh state from `seed` (default: the run's)."""
+        return self.init_fn(self.seed if seed is None else seed)
+
+
+def build_trainer(
+    model_cfg: ModelConfig,
+    objective: ObjectiveConfig,
+    optimizer: OptimizerConfig,
+    sharding_cfg: sharding.ShardingConfig,
+    total_steps: int,
+    *,
+    seed: int = 0,
+    num_microbatches: int = 1,
+    devices: list[jax.Device] | None = None,
+) -> Trainer:
+    if objective.objective != model_cfg.objective:
+        raise ValueError(
+            f"objective.objective={objective.objective!r} differs from "
+            f"model.objective={model_cfg.objective!r}"
+        )
+    mesh = sharding.make_mesh(sharding_cfg, devices)
+    graphdef, params, _ = step_lib.abstract_model(model_cfg)
+    tx, schedule = make_optimizer(optimizer, total_steps, params)
+    abstract, shardings = step_lib.state_shardings(
+        model_cfg, tx, mesh, sharding_cfg.rules, sharding_cfg.max_replicated_size
+    )
+    batch_sharding = sharding.batch_sharding(sharding_cfg, mesh)
+    step = step_lib.make_train_step(
+        graphdef,
+        objective,
+        tx,
+        schedule,
+        mesh,
+        shardings,
+        batch_sharding,
+        num_microbatches=num_microbatches,
+    )
+    init_fn = step_lib.make_init(model_cfg, tx, shardings)
+    return Trainer(
+        model_cfg,
+        graphdef,
+        tx,
+        schedule,
+        mesh,
+        abstract,
+        shardings,
+        batch_sharding,
+        step,
+        init_fn,
+        seed,
+    )

@@ -1,0 +1,190 @@
+"""The training loop: resume or initialise, step, log, evaluate, checkpoint, stop cleanly.
+
+The host never waits on the device inside the loop: step k's metrics are fetched only after
+step k+1 has been dispatched. Step time is the host's time between consecutive dispatches
+(which the device sets once the queue is full), data wait the time spent in `next(iterator)`.
+
+SIGTERM (preemption) makes the loop save at the next step boundary and return normally, so
+the process exits 0 and a restart resumes from that step. K consecutive non-finite steps
+stop the run with `NonFiniteError`; the last checkpoint predates them.
+"""
+
+import dataclasses
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import jax
+import numpy as np
+from clu import periodic_actions
+from jax.experimental import multihost_utils
+
+from audiolm_pt.train.build import Trainer
+from audiolm_pt.train.checkpointing import Checkpointer, restore_or_init
+from audiolm_pt.train.evaluators import Evaluator
+from audiolm_pt.train.metrics import MetricsLogger
+from audiolm_pt.train.mfu import utilisation
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteError(RuntimeError):
+    """Too many consecutive steps had a non-finite loss or gradient."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    """`num_steps` total optimizer steps; metrics every `log_every` steps; a profile of
+    `profile_steps` steps starting at `profile_first` (0: never); stop after
+    `max_consecutive_nonfinite` non-finite steps in a row."""
+
+    num_steps: int = 1000
+    log_every: int = 50
+    profile_steps: int = 0
+    profile_first: int = 10
+    max_consecutive_nonfinite: int = 20
+
+    def __post_init__(self):
+        for key in ("num_steps", "log_every", "max_consecutive_nonfinite"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"train.{key}={getattr(self, key)} must be >= 1")
+        if self.profile_steps < 0:
+            raise ValueError(f"train.profile_steps={self.profile_steps} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduledEval:
+    name: str
+    every_steps: int
+    fn: Evaluator
+
+
+class _Preemption:
+    """Notices SIGTERM; with several processes all agree on the step to stop at."""
+
+    def __init__(self):
+        self.requested = False
+        self._multi = jax.process_count() > 1
+        if not self._multi:
+            self._previous = signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        log.warning("SIGTERM: saving at the next step boundary, then exiting")
+        self.requested = True
+
+    def reached(self, step: int) -> bool:
+        if self._multi:
+            # jax.distributed's preemption service traps SIGTERM and syncs the step.
+            return multihost_utils.reached_preemption_sync_point(step)
+        return self.requested
+
+    def restore(self) -> None:
+        if not self._multi:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _host_metrics(
+    metrics: Mapping[str, Any], timing: Mapping[str, float], extra: Mapping[str, float]
+) -> dict[str, float]:
+    out = {k: float(v) for k, v in jax.device_get(dict(metrics)).items()}
+    out.update(timing)
+    out.update(extra)
+    return out
+
+
+def train(
+    trainer: Trainer,
+    iterator: Iterator,
+    to_global: Callable[[dict[str, np.ndarray]], dict[str, jax.Array]],
+    checkpointer: Checkpointer,
+    logger: MetricsLogger,
+    cfg: LoopConfig,
+    *,
+    checkpoint_every: int,
+    global_batch_size: int,
+    flops_per_step: float,
+    peak_flops_per_device: float | None,
+    evals: tuple[ScheduledEval, ...] = (),
+    workdir: str = "",
+) -> dict[str, Any]:
+    """Trains to `cfg.num_steps` (or until preempted) and returns the final state."""
+    state, origin = restore_or_init(
+        checkpointer, trainer.abstract, trainer.shardings, iterator, trainer.init
+    )
+    start = int(state["step"])
+    log.info("train state from %s at step %d", origin, start)
+    hooks = [periodic_actions.ReportProgress(num_train_steps=cfg.num_steps, writer=logger.writer)]
+    if cfg.profile_steps and jax.process_index() == 0:
+        hooks.append(
+            periodic_actions.Profile(
+                logdir=workdir,
+                num_profile_steps=cfg.profile_steps,
+                first_profile=cfg.profile_first,
+                every_secs=None,
+            )
+        )
+    preemption = _Preemption()
+    num_devices = trainer.mesh.devices.size
+    pending = None  # (step, device metrics, host timings) of the last dispatched step
+    last_dispatch = time.perf_counter()
+    last_saved = start
+
+    def flush(pending) -> None:
+        step, metrics, timing = pending
+        consecutive = int(metrics["consecutive_nonfinite"])
+        if step % cfg.log_every == 0 or step == cfg.num_steps or consecutive:
+            extra = utilisation(
+                flops_per_step, timing["step_time"], num_devices, peak_flops_per_device
+            )
+            extra["examples_per_sec"] = global_batch_size / timing["step_time"]
+            skipped = getattr(iterator, "skipped", {})
+            extra.update({f"data_skipped/{k}": float(v) for k, v in skipped.items()})
+            logger.write_scalars(step, _host_metrics(metrics, timing, extra))
+        if consecutive >= cfg.max_consecutive_nonfinite:
+            raise NonFiniteError(
+                f"step {step}: {consecutive} consecutive steps with a non-finite loss or "
+                f"gradient (train.max_consecutive_nonfinite={cfg.max_consecutive_nonfinite}); "
+                f"the last checkpoint is step {last_saved}"
+            )
+
+    try:
+        step = start
+        while step < cfg.num_steps:
+            before_data = time.perf_counter()
+            batch = to_global(next(iterator))
+            data_wait = time.perf_counter() - before_data
+            state, metrics = trainer.step(state, batch)
+            now = time.perf_counter()
+            timing = {"step_time": now - last_dispatch, "data_wait_time": data_wait}
+            last_dispatch = now
+            step += 1
+            if pending is not None:
+                flush(pending)
+            pending = (step, metrics, timing)
+            for hook in hooks:
+                hook(step)
+            for ev in evals:
+                if step % ev.every_steps == 0:
+                    scalars = {f"eval/{ev.name}/{k}": v for k, v in ev.fn(state).items()}
+                    logger.write_scalars(step, scalars)
+            preempted = preemption.reached(step)
+            if (
+                preempted
+                or step == cfg.num_steps
+                or (checkpoint_every and step % checkpoint_every == 0)
+            ):
+                flush(pending)
+                pending = None
+                if checkpointer.save(step, state, iterator):
+                    last_saved = step
+            if preempted:
+                log.warning("preempted: saved step %d, stopping", step)
+                break
+        if pending is not None:
+            flush(pending)
+    finally:
+        checkpointer.wait()
+        preemption.restore()
+    return state

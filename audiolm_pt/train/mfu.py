@@ -1,0 +1,82 @@
+"""Model FLOPs utilisation: peak FLOP/s per accelerator, a measured matmul peak, and MFU /
+TFLOP/s per device from the models' analytic FLOP counts (`models.flops`).
+
+Peak figures are the vendors' dense (no structured sparsity) per-chip numbers:
+- TPU v4 275, v5e 197, v5p 459, v6e (Trillium) 918 TFLOP/s bf16 (cloud.google.com/tpu/docs/
+  v4, v5e, v5p, v6e). Google lists no fp32 figure: XLA runs f32 matmuls at default precision
+  as single bf16 passes on the MXU, so the bf16 peak is also the f32 ceiling there.
+- NVIDIA A100 SXM: 312 bf16 tensor core, 156 TF32, 19.5 FP32 (A100 datasheet).
+- NVIDIA H100 SXM: 989 bf16, 495 TF32, 67 FP32 (H100 datasheet; the 1,979 / 989 figures
+  there are with sparsity). H200 SXM has the H100's compute: 989 bf16, 495 TF32, 67 FP32.
+"""
+
+import time
+
+import jax
+import jax.numpy as jnp
+
+from audiolm_pt.models.config import ModelConfig
+from audiolm_pt.models.flops import train_flops_per_example
+
+_T = 1e12
+# Matched in order against `jax.Device.device_kind` (lower-cased), so "v5 lite" precedes "v5".
+PEAK_FLOPS: tuple[tuple[str, dict[str, float]], ...] = (
+    ("tpu v4", {"bfloat16": 275 * _T, "float32": 275 * _T}),
+    ("tpu v5 lite", {"bfloat16": 197 * _T, "float32": 197 * _T}),
+    ("tpu v5e", {"bfloat16": 197 * _T, "float32": 197 * _T}),
+    ("tpu v5", {"bfloat16": 459 * _T, "float32": 459 * _T}),
+    ("tpu v6 lite", {"bfloat16": 918 * _T, "float32": 918 * _T}),
+    ("tpu v6e", {"bfloat16": 918 * _T, "float32": 918 * _T}),
+    ("a100", {"bfloat16": 312 * _T, "tfloat32": 156 * _T, "float32": 19.5 * _T}),
+    ("h100", {"bfloat16": 989 * _T, "tfloat32": 495 * _T, "float32": 67 * _T}),
+    ("h200", {"bfloat16": 989 * _T, "tfloat32": 495 * _T, "float32": 67 * _T}),
+)
+
+
+def peak_flops_per_device(device_kind: str, dtype: str) -> float | None:
+    """The vendor peak for a device kind and compute dtype, or None when not in the table."""
+    kind = device_kind.lower()
+    for key, peaks in PEAK_FLOPS:
+        if key in kind:
+            if dtype not in peaks:
+                raise ValueError(f"dtype {dtype!r}: peaks for {key} are known for {sorted(peaks)}")
+            return peaks[dtype]
+    return None
+
+
+def measure_matmul_peak(
+    dtype: str = "float32", size: int = 2048, repeats: int = 5, device: jax.Device | None = None
+) -> tuple[float, float]:
+    """(FLOP/s, FLOPs per matmul) of the best of `repeats` timed [size, size] matmuls in
+    `dtype` on one device: the practical ceiling where the table has no entry (CPUs)."""
+    device = device or jax.devices()[0]
+    key_a, key_b = jax.random.split(jax.random.key(0))
+    a = jax.device_put(jax.random.normal(key_a, (size, size), dtype), device)
+    b = jax.device_put(jax.random.normal(key_b, (size, size), dtype), device)
+    matmul = jax.jit(jnp.matmul)
+    matmul(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    flops = 2.0 * size**3
+    return flops / best, flops
+
+
+def train_step_flops(
+    cfg: ModelConfig, global_batch_size: int, num_frames: int, num_tokens: int
+) -> float:
+    """Analytic model FLOPs of one training step on the global batch (forward + backward)."""
+    return global_batch_size * train_flops_per_example(cfg, num_frames, num_tokens)
+
+
+def utilisation(
+    step_flops: float, step_seconds: float, num_devices: int, peak_per_device: float | None
+) -> dict[str, float]:
+    """`tflops_per_device` achieved and, when a peak is known, `mfu` in [0, 1]."""
+    achieved = step_flops / step_seconds / num_devices
+    out = {"tflops_per_device": achieved / _T}
+    if peak_per_device:
+        out["mfu"] = achieved / peak_per_device
+    return out

@@ -1,0 +1,152 @@
+"""The optimizer: AdamW with a warmup + cosine / rsqrt / constant schedule, global-norm
+clipping, a weight-decay mask, and optionally frozen sub-trees (e.g. a pretrained text tower).
+
+Everything works on the parameter tree that `nnx.split(model, nnx.Param)` returns, so paths
+are module attribute names (`text_encoder/layers/blocks/attn/query/kernel`).
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+SCHEDULES = ("cosine", "rsqrt", "constant")
+# Leaf names that never decay: norm scales/offsets, biases, the logit scale and SigLIP bias.
+NO_DECAY_NAMES = frozenset({"bias", "scale", "log_scale"})
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """AdamW hyper-parameters and the learning-rate schedule.
+
+    `schedule`: linear warmup over `warmup_steps` to `learning_rate`, then
+    `cosine` decay to `end_lr_fraction * learning_rate` at `total_steps`, `rsqrt` decay
+    `learning_rate * sqrt(rsqrt_timescale / (step - warmup + rsqrt_timescale))`, or `constant`.
+    `frozen`: top-level module names (or path prefixes like `text_encoder/word`) whose
+    parameters get no updates and carry no optimizer state.
+    """
+
+    learning_rate: float = 1e-4
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    end_lr_fraction: float = 0.0
+    rsqrt_timescale: int = 10_000
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    frozen: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"optimizer.schedule={self.schedule!r}: expected one of {SCHEDULES}")
+        checks = {
+            "learning_rate": self.learning_rate > 0,
+            "warmup_steps": self.warmup_steps >= 0,
+            "end_lr_fraction": 0.0 <= self.end_lr_fraction <= 1.0,
+            "rsqrt_timescale": self.rsqrt_timescale > 0,
+            "b1": 0.0 <= self.b1 < 1.0,
+            "b2": 0.0 <= self.b2 < 1.0,
+            "eps": self.eps >= 0,
+            "weight_decay": self.weight_decay >= 0,
+            "clip_norm": self.clip_norm >= 0,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ValueError(f"optimizer.{key}={getattr(self, key)!r} is out of range")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "OptimizerConfig":
+        """Builds the config from a dict; an unknown key fails, naming it."""
+        values = dict(values)
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ValueError(f"unknown config key optimizer.{key}; known: {sorted(known)}")
+        if "frozen" in values:
+            values["frozen"] = tuple(values["frozen"])
+        return cls(**values)
+
+
+def make_schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
+    """Learning rate as a function of the (0-based) update count."""
+    if cfg.schedule == "cosine" and total_steps <= cfg.warmup_steps:
+        raise ValueError(
+            f"optimizer.warmup_steps={cfg.warmup_steps} must be < total_steps={total_steps}"
+        )
+    peak, warmup = cfg.learning_rate, cfg.warmup_steps
+    if cfg.schedule == "cosine":
+        decay = optax.cosine_decay_schedule(peak, total_steps - warmup, alpha=cfg.end_lr_fraction)
+    elif cfg.schedule == "rsqrt":
+        tau = float(cfg.rsqrt_timescale)
+
+        def decay(count):
+            return peak * jnp.sqrt(tau / (count + tau))
+    else:
+        decay = optax.constant_schedule(peak)
+    if not warmup:
+        return decay
+
+    def ramp(count):
+        return peak * jnp.minimum(count + 1, warmup) / warmup
+
+    return optax.join_schedules([ramp, decay], [warmup])
+
+
+def path_string(path: tuple) -> str:
+    """'a/b/0/kernel' for a tree path, without the trailing `.value` of an nnx Variable."""
+    names = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
+    return "/".join(names[:-1] if names and names[-1] == "value" else names)
+
+
+def decay_mask(params: Any) -> Any:
+    """True for leaves that get weight decay: matrices and embeddings, not norms, biases or
+    scalars. Scanned layers stack a leading axis, so the test is by name and not by rank."""
+
+    def decays(path, leaf) -> bool:
+        names = path_string(path).split("/")
+        in_norm = any(n.endswith("norm") for n in names[:-1])
+        return jnp.ndim(leaf) > 0 and names[-1] not in NO_DECAY_NAMES and not in_norm
+
+    return jax.tree_util.tree_map_with_path(decays, params)
+
+
+def is_frozen(path: str, frozen: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in frozen)
+
+
+def frozen_labels(params: Any, frozen: tuple[str, ...]) -> Any:
+    """'frozen' or 'train' for each leaf."""
+
+    def label(path, _):
+        return "frozen" if is_frozen(path_string(path), frozen) else "train"
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
+def make_optimizer(
+    cfg: OptimizerConfig, total_steps: int, params: Any
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """The optax transformation and its learning-rate schedule.
+
+    Clipping sees only trainable gradients, so a frozen tower does not eat the clip budget.
+    `params` is needed to check that every `frozen` prefix names something.
+    """
+    schedule = make_schedule(cfg, total_steps)
+    adamw = optax.adamw(
+        schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay, mask=decay_mask
+    )
+    tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), adamw) if cfg.clip_norm else adamw
+    if not cfg.frozen:
+        return tx, schedule
+    paths = [path_string(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
+    for prefix in cfg.frozen:
+        if not any(is_frozen(p, (prefix,)) for p in paths):
+            raise ValueError(f"optimizer.frozen: {prefix!r} matches no parameter")
+    labels = frozen_labels(params, cfg.frozen)
+    tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+    return tx, schedule

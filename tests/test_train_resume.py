@@ -1,0 +1,161 @@
+"""End to end through `python -m audiolm_pt.main` in subprocesses: SIGTERM saves and exits 0;
+a run killed (SIGKILL) at a random step and resumed logs bit-identical losses to an
+uninterrupted run; a 2-process run equals a 1-process run and its checkpoint restores in one
+process. The subprocesses share a persistent compilation cache to keep this affordable."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from audiolm_pt.train.metrics import JSONL_NAME, read_jsonl
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = (
+    "--config=configs/contrastive.py:tiny",
+    "--config.data.source=synthetic",
+    "--config.data.pipeline.global_batch_size=8",
+    "--config.data.pipeline.max_frames=24",
+    "--config.data.pipeline.max_text_len=8",
+    "--config.model.text.vocab_size=500",
+    "--config.optimizer.warmup_steps=2",
+    "--config.train.log_every=1",
+)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("jax_cache")
+    return dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        JAX_COMPILATION_CACHE_DIR=str(cache),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )
+
+
+def _command(workdir, num_steps, every, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "audiolm_pt.main",
+        *FLAGS,
+        f"--workdir={workdir}",
+        f"--config.train.num_steps={num_steps}",
+        f"--config.checkpoint.every_steps={every}",
+        *extra,
+    ]
+
+
+def _start(workdir, num_steps, every, env):
+    os.makedirs(workdir, exist_ok=True)
+    log = open(os.path.join(workdir, "stderr.log"), "a")  # noqa: SIM115 - lives with the process
+    return subprocess.Popen(
+        _command(workdir, num_steps, every), cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+
+
+def _wait_for_step(workdir, step, proc, timeout=600):
+    path = os.path.join(workdir, JSONL_NAME)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and any(r["step"] >= step for r in read_jsonl(workdir)):
+            return
+        assert proc.poll() is None, f"trainer exited early with {proc.returncode}"
+        time.sleep(0.2)
+    raise TimeoutError(f"no step {step} in {path}")
+
+
+def _losses(workdir):
+    """{step: loss} keeping the last line written for each step."""
+    return {r["step"]: r["loss"] for r in read_jsonl(workdir) if "loss" in r}
+
+
+def _log(workdir):
+    with open(os.path.join(workdir, "stderr.log")) as f:
+        return f.read()
+
+
+def _checkpoints(workdir):
+    return sorted(int(p) for p in os.listdir(os.path.join(workdir, "checkpoints")) if p.isdigit())
+
+
+def _exact_resume(tmp_path, env, num_steps, every, seed):
+    straight = str(tmp_path / "straight")
+    proc = _start(straight, num_steps, every, env)
+    assert proc.wait(timeout=3600) == 0, _log(straight)
+
+    kill_at = random.Random(seed).randint(every + 1, num_steps - 2)
+    broken = str(tmp_path / "broken")
+    proc = _start(broken, num_steps, every, env)
+    _wait_for_step(broken, kill_at, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_after = max(_losses(broken))
+    assert killed_after < num_steps
+    proc = _start(broken, num_steps, every, env)
+    assert proc.wait(timeout=3600) == 0, _log(broken)
+    assert "train state from resumed at step" in _log(broken)
+
+    expected, got = _losses(straight), _losses(broken)
+    assert sorted(expected) == list(range(1, num_steps + 1))
+    assert got == expected  # bit for bit: JSON floats round-trip exactly
+    return kill_at
+
+
+def test_sigkill_at_random_step_then_resume_is_bit_exact(tmp_path, env):
+    kill_at = _exact_resume(tmp_path, env, num_steps=8, every=2, seed=0)
+    print(f"killed at or after step {kill_at}")
+
+
+@pytest.mark.slow
+def test_sigkill_resume_bit_exact_over_2000_steps(tmp_path, env):
+    _exact_resume(tmp_path, env, num_steps=2000, every=100, seed=1)
+
+
+def test_sigterm_saves_at_step_boundary_and_exits_zero(tmp_path, env):
+    workdir = str(tmp_path / "run")
+    proc = _start(workdir, 100_000, 0, env)
+    _wait_for_step(workdir, 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=600) == 0, _log(workdir)
+    saved = _checkpoints(workdir)
+    assert len(saved) == 1
+    assert 2 <= saved[0] < 100_000
+    assert "preempted: saved step" in _log(workdir)
+    # The saved step is the last one trained: its loss was logged before the save.
+    assert max(_losses(workdir)) == saved[0]
+
+
+@pytest.mark.slow
+def test_two_process_run_equals_one_process_and_restores_in_one(tmp_path, env):
+    one = str(tmp_path / "one")
+    proc = _start(one, 4, 2, env)
+    assert proc.wait(timeout=1800) == 0, _log(one)
+    two = str(tmp_path / "two")
+    two_env = dict(env, DEVICES_PER_PROCESS="1", PORT=str(20000 + os.getpid() % 20000))
+    result = subprocess.run(
+        ["bash", "launch/local_multiprocess.sh", "2", *_command(two, 4, 2)[3:]],
+        cwd=ROOT,
+        env=two_env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stderr
+    expected, got = _losses(one), _losses(two)
+    assert sorted(got) == [1, 2, 3, 4]
+    for step, loss in expected.items():
+        assert got[step] == pytest.approx(loss, abs=1e-5)
+    # The 2-process checkpoint resumes in one process (2 devices) and trains on.
+    proc = subprocess.run(
+        _command(two, 5, 2), cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "train state from resumed at step 4" in proc.stderr
+    assert max(_losses(two)) == 5

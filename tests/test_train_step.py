@@ -1,0 +1,104 @@
+"""The sharded train step: same update as a plain unsharded computation, and the non-finite
+guard skips and counts bad steps."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import optax
+from flax import nnx
+
+from audiolm_pt import objectives, sharding
+from audiolm_pt.models.config import preset
+from audiolm_pt.objectives import ObjectiveConfig
+from audiolm_pt.train import synthetic
+from audiolm_pt.train.build import build_trainer
+from audiolm_pt.train.optimizer import OptimizerConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _copy(tree):
+    return jax.tree.map(np.asarray, tree)
+
+
+def test_step_matches_reference_and_nonfinite_guard_skips_and_counts():
+    cfg = preset("tiny", "contrastive")
+    trainer = build_trainer(
+        cfg,
+        ObjectiveConfig(objective="contrastive"),
+        # A large eps keeps Adam from blowing up gradients that are zero up to rounding
+        # (attention key biases), which would make the comparison meaningless.
+        OptimizerConfig(learning_rate=1e-3, warmup_steps=0, eps=1e-3),
+        sharding.ShardingConfig(ici_data=2, ici_fsdp=4),
+        total_steps=10,
+    )
+    state = trainer.init()
+    params0 = _copy(state["params"])
+    rng0 = np.asarray(state["rng"])
+    good = synthetic.synthetic_batch(cfg, 8, 40, 8, seed=0, index=0)
+
+    # Reference: unsharded loss, plain jax.grad, the same optax transformation.
+    def loss(p):
+        model = nnx.merge(trainer.graphdef, p, _copy(state["rest"]))
+        key = jax.random.fold_in(rng0, 0)
+        return objectives.loss_fn(model, good, ObjectiveConfig(objective="contrastive"), key)[0]
+
+    ref_loss, grads = jax.jit(jax.value_and_grad(loss))(params0)
+    updates, _ = trainer.tx.update(grads, trainer.tx.init(params0), params0)
+    ref_params = optax.apply_updates(params0, updates)
+
+    state, m = trainer.step(state, good)
+    np.testing.assert_allclose(m["loss"], ref_loss, rtol=1e-5)
+    np.testing.assert_allclose(m["grad_norm"], optax.global_norm(grads), rtol=1e-4)
+    for a, b in zip(jax.tree.leaves(state["params"]), jax.tree.leaves(ref_params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert (int(m["skipped_step"]), int(state["skipped"]), int(state["step"])) == (0, 0, 1)
+
+    after_good = _copy((state["params"], state["opt_state"]))
+    bad = dict(good, features=np.where(np.arange(40)[None, :, None] == 3, np.nan, good["features"]))
+    for k in (1, 2):
+        state, m = trainer.step(state, bad)
+        assert not np.isfinite(float(m["loss"]))
+        assert int(m["skipped_step"]) == 1
+        assert (int(state["skipped"]), int(state["consecutive"])) == (k, k)
+    for a, b in zip(
+        jax.tree.leaves((state["params"], state["opt_state"])),
+        jax.tree.leaves(after_good),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+
+    state, m = trainer.step(state, good)
+    assert (int(state["skipped"]), int(state["consecutive"]), int(state["step"])) == (2, 0, 4)
+    # The schedule follows applied updates: the 2nd applied update, not the 4th step.
+    np.testing.assert_allclose(m["lr"], trainer.schedule(1), rtol=1e-6)
+    moved = [
+        not np.array_equal(a, b)
+        for a, b in zip(
+            jax.tree.leaves(state["params"]), jax.tree.leaves(after_good[0]), strict=True
+        )
+    ]
+    assert any(moved)
+
+
+def test_step_modules_import_without_the_data_stack():
+    """The GPU image has only jax/flax/optax/orbax/chex: the step must not pull in more."""
+    code = (
+        "import sys\n"
+        "import audiolm_pt.train.build, audiolm_pt.train.mfu, audiolm_pt.train.optimizer\n"
+        "import audiolm_pt.train.step\n"
+        "data_stack = {'tensorflow', 'tensorflow_datasets', 'grain', 'clu', 'ml_collections'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & data_stack))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert out.stdout.strip() == "[]"
