@@ -7,7 +7,12 @@ The arg picks the objective: contrastive (default), siglip, captioning or hybrid
 loss on the demo's validation split is logged every 200 steps.
 """
 
+from pathlib import Path
+
+import audiolm_pt
 from configs import common
+
+DEMO_TOKENIZER = str(Path(audiolm_pt.__file__).parent / "assets" / "demo_tokenizer.model")
 
 OBJECTIVES = ("contrastive", "siglip", "captioning", "hybrid")
 
@@ -30,7 +35,7 @@ def get_config(arg: str | None = None):
     config.data.pipeline.global_batch_size = 32
     config.data.pipeline.max_frames = 500
     config.data.pipeline.max_text_len = 32
-    config.data.pipeline.tokenizer = "audiolm_pt/assets/demo_tokenizer.model"
+    config.data.pipeline.tokenizer = DEMO_TOKENIZER
     config.data.pipeline.num_workers = 1
     config.evals.heldout_loss = {"every_steps": 200, "num_batches": 4}
     if objective in ("captioning", "hybrid"):

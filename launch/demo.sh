@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end on the embedded demo corpus:
 #   1. build the demo corpus from Debian-shipped sounds (speech, music, events, mixtures);
-#   2. turn it into TFDS ArrayRecord splits with precomputed fbank features.
-# Stages that later land (train, evaluate) are appended here.
+#   2. turn it into TFDS ArrayRecord splits with precomputed fbank features;
+#   3. train the tiny contrastive model on it (configs/demo.py, ~10 minutes on 2 cores).
 # Usage: bash launch/demo.sh [OUT_DIR, default ./demo_out] ; NUM_CLIPS=... overrides the size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +12,15 @@ WORKERS="${WORKERS:-$(nproc)}"
 bash launch/setup_env.sh test,reference
 PY=.venv/bin/python
 
-if [ ! -f "$OUT/corpus/manifest.jsonl" ]; then
+if [ ! -f "$OUT/corpus/corpus_info.json" ]; then  # written last, when the build completed
   $PY -m audiolm_pt.data.demo_corpus --out="$OUT/corpus" --num_clips="$NUM_CLIPS" --seed=0 \
     --workers="$WORKERS"
 fi
-$PY -m audiolm_pt.data.builders --format=demo --source_dir="$OUT/corpus" \
-  --data_dir="$OUT/tfds" --workers="$WORKERS"
-echo "demo: corpus in $OUT/corpus, ArrayRecord splits in $OUT/tfds"
+if [ ! -f "$OUT/tfds/demo/1.0.0/dataset_info.json" ]; then
+  $PY -m audiolm_pt.data.builders --format=demo --source_dir="$OUT/corpus" \
+    --data_dir="$OUT/tfds" --workers="$WORKERS"
+fi
+# Resumes from $OUT/train's latest checkpoint when re-run.
+$PY -m audiolm_pt.main --config=configs/demo.py:contrastive --workdir="$OUT/train" \
+  --config.data.data_dir="$OUT/tfds"
+echo "demo: corpus in $OUT/corpus, ArrayRecord splits in $OUT/tfds, run in $OUT/train"
