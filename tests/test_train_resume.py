@@ -1,8 +1,11 @@
 """End to end through `python -m audiolm_pt.main` in subprocesses: SIGTERM saves and exits 0;
 a run killed (SIGKILL) at a random step and resumed logs bit-identical losses to an
-uninterrupted run; a 2-process run equals a 1-process run and its checkpoint restores in one
-process. The subprocesses share a persistent compilation cache to keep this affordable."""
+uninterrupted run — reading real ArrayRecord data through the Grain pipeline, so the data
+position saved in the checkpoint is exercised too; a 2-process run equals a 1-process run and
+its checkpoint restores in one process. The subprocesses share a persistent compilation cache
+to keep this affordable."""
 
+import json
 import os
 import random
 import signal
@@ -10,11 +13,15 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+import soundfile as sf
 
+from audiolm_pt.data.builders.tfds_builder import build_dataset
 from audiolm_pt.train.metrics import JSONL_NAME, read_jsonl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO_TOKENIZER = os.path.join(ROOT, "audiolm_pt", "assets", "demo_tokenizer.model")
 FLAGS = (
     "--config=configs/contrastive.py:tiny",
     "--config.data.source=synthetic",
@@ -39,6 +46,36 @@ def env(tmp_path_factory):
     )
 
 
+@pytest.fixture(scope="module")
+def tfds_flags(tmp_path_factory):
+    """Trainer flags that read a 24-clip ArrayRecord dataset (8-clip batches cross epochs)."""
+    root = tmp_path_factory.mktemp("resume_data")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(24):
+        rel = f"audio/clip{i}.wav"
+        (root / "audio").mkdir(exist_ok=True)
+        t = np.arange(int(rng.uniform(0.3, 0.6) * 16000)) / 16000
+        wave = 0.3 * np.sin(2 * np.pi * rng.uniform(200, 2000) * t) + 0.01 * rng.normal(size=t.size)
+        sf.write(root / rel, wave.astype(np.float32), 16000)
+        captions = [
+            {"text": f"tone number {i}", "style": "short"},
+            {"text": "tone", "style": "tags"},
+        ]
+        rows.append(
+            {"id": f"c{i}", "split": "train", "audio": rel, "captions": captions, "labels": {}}
+        )
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build_dataset(str(root), str(root / "tfds"), format="demo", name="resume_tones")
+    return (
+        "--config.data.source=tfds",
+        "--config.data.tfds_names=('resume_tones',)",
+        f"--config.data.data_dir={root / 'tfds'}",
+        f"--config.data.pipeline.tokenizer={DEMO_TOKENIZER}",
+        "--config.data.pipeline.num_workers=0",
+    )
+
+
 def _command(workdir, num_steps, every, *extra):
     return [
         sys.executable,
@@ -52,11 +89,11 @@ def _command(workdir, num_steps, every, *extra):
     ]
 
 
-def _start(workdir, num_steps, every, env):
+def _start(workdir, num_steps, every, env, *extra):
     os.makedirs(workdir, exist_ok=True)
     log = open(os.path.join(workdir, "stderr.log"), "a")  # noqa: SIM115 - lives with the process
     return subprocess.Popen(
-        _command(workdir, num_steps, every), cwd=ROOT, env=env, stdout=log, stderr=log
+        _command(workdir, num_steps, every, *extra), cwd=ROOT, env=env, stdout=log, stderr=log
     )
 
 
@@ -85,20 +122,20 @@ def _checkpoints(workdir):
     return sorted(int(p) for p in os.listdir(os.path.join(workdir, "checkpoints")) if p.isdigit())
 
 
-def _exact_resume(tmp_path, env, num_steps, every, seed):
+def _exact_resume(tmp_path, env, num_steps, every, seed, data_flags):
     straight = str(tmp_path / "straight")
-    proc = _start(straight, num_steps, every, env)
+    proc = _start(straight, num_steps, every, env, *data_flags)
     assert proc.wait(timeout=3600) == 0, _log(straight)
 
     kill_at = random.Random(seed).randint(every + 1, num_steps - 2)
     broken = str(tmp_path / "broken")
-    proc = _start(broken, num_steps, every, env)
+    proc = _start(broken, num_steps, every, env, *data_flags)
     _wait_for_step(broken, kill_at, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_after = max(_losses(broken))
     assert killed_after < num_steps
-    proc = _start(broken, num_steps, every, env)
+    proc = _start(broken, num_steps, every, env, *data_flags)
     assert proc.wait(timeout=3600) == 0, _log(broken)
     assert "train state from resumed at step" in _log(broken)
 
@@ -108,14 +145,14 @@ def _exact_resume(tmp_path, env, num_steps, every, seed):
     return kill_at
 
 
-def test_sigkill_at_random_step_then_resume_is_bit_exact(tmp_path, env):
-    kill_at = _exact_resume(tmp_path, env, num_steps=8, every=2, seed=0)
+def test_sigkill_at_random_step_then_resume_is_bit_exact(tmp_path, env, tfds_flags):
+    kill_at = _exact_resume(tmp_path, env, num_steps=8, every=2, seed=0, data_flags=tfds_flags)
     print(f"killed at or after step {kill_at}")
 
 
 @pytest.mark.slow
-def test_sigkill_resume_bit_exact_over_2000_steps(tmp_path, env):
-    _exact_resume(tmp_path, env, num_steps=2000, every=100, seed=1)
+def test_sigkill_resume_bit_exact_over_2000_steps(tmp_path, env, tfds_flags):
+    _exact_resume(tmp_path, env, num_steps=2000, every=100, seed=1, data_flags=tfds_flags)
 
 
 def test_sigterm_saves_at_step_boundary_and_exits_zero(tmp_path, env):
