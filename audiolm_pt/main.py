@@ -11,10 +11,9 @@ auto-detection on TPU pods and SLURM); each process reads its share of the globa
 `jax.make_array_from_process_local_data` assembles the global arrays.
 """
 
-import dataclasses
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -23,6 +22,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
+from audiolm_pt import strict_config
 from audiolm_pt.models.config import ModelConfig
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.sharding import ShardingConfig
@@ -55,16 +55,6 @@ SECTIONS = (
     "evals",
 )
 DATA_KEYS = ("source", "tfds_names", "data_dir", "train_split", "eval_split", "pipeline")
-
-
-def strict(cls: type, values: Mapping[str, Any], section: str) -> Any:
-    """`cls(**values)` for a dataclass section; an unknown key fails naming `section.key`."""
-    values = dict(values)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in values:
-        if key not in known:
-            raise ValueError(f"unknown config key {section}.{key}; known: {sorted(known)}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def _plain(config: Any) -> Any:
@@ -152,13 +142,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Trains according to `config`, writing to `workdir`; returns the final state."""
     model = model_config(config, load_tokenizer(config))
     check_sections(config, model)
-    objective = strict(ObjectiveConfig, _plain(config.objective), "objective")
+    objective = strict_config.from_dict(ObjectiveConfig, _plain(config.objective), "objective")
     optimizer = OptimizerConfig.from_dict(_plain(config.optimizer))
-    sharding_cfg = strict(ShardingConfig, _plain(config.sharding), "sharding")
-    ckpt_cfg = strict(CheckpointConfig, _plain(config.checkpoint), "checkpoint")
+    sharding_cfg = strict_config.from_dict(ShardingConfig, _plain(config.sharding), "sharding")
+    ckpt_cfg = strict_config.from_dict(CheckpointConfig, _plain(config.checkpoint), "checkpoint")
     train_values = _plain(config.train)
     num_microbatches = train_values.pop("num_microbatches", 1)
-    loop_cfg = strict(loop.LoopConfig, train_values, "train")
+    loop_cfg = strict_config.from_dict(loop.LoopConfig, train_values, "train")
     data = config.data
     trainer = build_trainer(
         model,

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from audiolm_pt import main
+from audiolm_pt import main, strict_config
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.sharding import ShardingConfig
 from audiolm_pt.train.checkpointing import CheckpointConfig
@@ -28,11 +28,11 @@ def _sections(config):
     train.pop("num_microbatches")
     return (
         main.model_config(config, None),
-        main.strict(ObjectiveConfig, config.objective.to_dict(), "objective"),
+        strict_config.from_dict(ObjectiveConfig, config.objective.to_dict(), "objective"),
         OptimizerConfig.from_dict(config.optimizer.to_dict()),
-        main.strict(ShardingConfig, config.sharding.to_dict(), "sharding"),
-        main.strict(CheckpointConfig, config.checkpoint.to_dict(), "checkpoint"),
-        main.strict(LoopConfig, train, "train"),
+        strict_config.from_dict(ShardingConfig, config.sharding.to_dict(), "sharding"),
+        strict_config.from_dict(CheckpointConfig, config.checkpoint.to_dict(), "checkpoint"),
+        strict_config.from_dict(LoopConfig, train, "train"),
     )
 
 

@@ -5,6 +5,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from audiolm_pt import strict_config
 from audiolm_pt.data.schema import CAPTION_STYLES
 
 MIXUP_CAPTION_MODES = ("dominant", "concat")
@@ -58,15 +59,7 @@ class PipelineConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "PipelineConfig":
         """Builds a config from a dict or ``ml_collections.ConfigDict``; an unknown key fails."""
-        values = dict(values.to_dict() if hasattr(values, "to_dict") else values)
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in known:
-                raise ValueError(f"unknown pipeline config key {key!r}; known: {sorted(known)}")
-        for key in ("bucket_frames", "label_vocab"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+        return strict_config.from_dict(cls, values)
 
     def __post_init__(self):
         positive = ("global_batch_size", "max_frames", "max_text_len", "worker_buffer_size")

@@ -6,9 +6,9 @@ start-up with the offending key named, instead of silently training the default.
 """
 
 import dataclasses
-import types
-import typing
 from typing import Any, Literal, Self
+
+from audiolm_pt import strict_config
 
 OBJECTIVES = ("contrastive", "siglip", "captioning", "hybrid", "tagging")
 REMAT_POLICIES = ("none", "full", "save_dots")
@@ -25,34 +25,10 @@ class _Strict:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, path: str = "") -> Self:
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown config key {path + unknown[0]!r} for {cls.__name__}; "
-                f"known: {sorted(known)}"
-            )
-        kwargs = {}
-        for key, value in d.items():
-            sub = _strict_type(hints[key])
-            if sub is not None and isinstance(value, dict):
-                value = sub.from_dict(value, path=f"{path}{key}.")
-            elif isinstance(value, list):
-                value = tuple(value)
-            kwargs[key] = value
-        return cls(**kwargs)
+        return strict_config.from_dict(cls, d, path.rstrip("."))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _strict_type(hint: Any) -> type[_Strict] | None:
-    candidates = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for c in candidates:
-        if isinstance(c, type) and issubclass(c, _Strict):
-            return c
-    return None
 
 
 @dataclasses.dataclass(frozen=True)

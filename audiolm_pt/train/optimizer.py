@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from audiolm_pt import strict_config
+
 SCHEDULES = ("cosine", "rsqrt", "constant")
 # Leaf names that never decay: norm scales/offsets, biases, the logit scale and SigLIP bias.
 NO_DECAY_NAMES = frozenset({"bias", "scale", "log_scale"})
@@ -62,14 +64,7 @@ class OptimizerConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "OptimizerConfig":
         """Builds the config from a dict; an unknown key fails, naming it."""
-        values = dict(values)
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in known:
-                raise ValueError(f"unknown config key optimizer.{key}; known: {sorted(known)}")
-        if "frozen" in values:
-            values["frozen"] = tuple(values["frozen"])
-        return cls(**values)
+        return strict_config.from_dict(cls, values, "optimizer")
 
 
 def make_schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
