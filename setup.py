@@ -32,6 +32,7 @@ CORE = [
     "tqdm==4.70.1",
     "mido==1.3.3",
     "safetensors==0.8.0",
+    "pycocoevalcap==1.2",
 ]
 
 EXTRAS = {
@@ -39,6 +40,8 @@ EXTRAS = {
     "test": ["pytest==9.2.0", "ruff==0.17.6"],
     # Independent reference implementations that the parity tests compare against when
     # installed; golden fixtures stand in for them otherwise.
+    # The torch.nn.Module wrapper of the HEAR API (audiolm_pt.hear_torch).
+    "torch": ["torch==2.13.0"],
     "reference": [
         "kaldi-native-fbank==1.23.0",
         "librosa==0.11.0",

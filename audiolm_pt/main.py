@@ -25,6 +25,7 @@ from ml_collections import config_flags
 from audiolm_pt import strict_config
 from audiolm_pt.models.config import ModelConfig
 from audiolm_pt.objectives import ObjectiveConfig
+from audiolm_pt.run_config import CONFIG_NAME, model_config, plain
 from audiolm_pt.sharding import ShardingConfig
 from audiolm_pt.train import evaluators, loop, mfu, synthetic
 from audiolm_pt.train.build import Trainer, build_trainer
@@ -57,10 +58,6 @@ SECTIONS = (
 DATA_KEYS = ("source", "tfds_names", "data_dir", "train_split", "eval_split", "pipeline")
 
 
-def _plain(config: Any) -> Any:
-    return config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config
-
-
 def check_sections(config: ml_collections.ConfigDict, model: ModelConfig) -> None:
     """Top-level and `data` keys must be known; text objectives need a tokenizer."""
     for key in sorted(config.to_dict()):
@@ -74,22 +71,6 @@ def check_sections(config: ml_collections.ConfigDict, model: ModelConfig) -> Non
         raise ValueError(
             f"model.objective={model.objective!r} needs captions: set data.pipeline.tokenizer"
         )
-
-
-def model_config(config: ml_collections.ConfigDict, tokenizer: Any | None) -> ModelConfig:
-    """The model config; vocabulary sizes and special ids follow the tokenizer when one is
-    configured, so they never disagree with the data."""
-    values = _plain(config.model)
-    if tokenizer is not None:
-        values.setdefault("text", {})["vocab_size"] = tokenizer.vocab_size
-        values.setdefault("decoder", {}).update(
-            vocab_size=tokenizer.vocab_size,
-            bos_id=tokenizer.bos_id,
-            eos_id=tokenizer.eos_id,
-            pad_id=tokenizer.pad_id,
-            mask_id=tokenizer.mask_id,
-        )
-    return ModelConfig.from_dict(values, path="model.")
 
 
 def make_to_global(trainer: Trainer) -> Callable[[dict[str, np.ndarray]], dict[str, jax.Array]]:
@@ -119,7 +100,7 @@ def make_iterator(config: ml_collections.ConfigDict, model: ModelConfig, split: 
         raise ValueError(f"data.source={data.source!r}: expected 'synthetic' or 'tfds'")
     from audiolm_pt.data import pipeline  # the data stack, only when real data is read
 
-    pipeline_values = {**_plain(data.pipeline), "train": split == "train"}
+    pipeline_values = {**plain(data.pipeline), "train": split == "train"}
     cfg = pipeline.PipelineConfig.from_dict(pipeline_values)
     split_name = data.train_split if split == "train" else data.eval_split
     sources = {
@@ -142,11 +123,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Trains according to `config`, writing to `workdir`; returns the final state."""
     model = model_config(config, load_tokenizer(config))
     check_sections(config, model)
-    objective = strict_config.from_dict(ObjectiveConfig, _plain(config.objective), "objective")
-    optimizer = OptimizerConfig.from_dict(_plain(config.optimizer))
-    sharding_cfg = strict_config.from_dict(ShardingConfig, _plain(config.sharding), "sharding")
-    ckpt_cfg = strict_config.from_dict(CheckpointConfig, _plain(config.checkpoint), "checkpoint")
-    train_values = _plain(config.train)
+    objective = strict_config.from_dict(ObjectiveConfig, plain(config.objective), "objective")
+    optimizer = OptimizerConfig.from_dict(plain(config.optimizer))
+    sharding_cfg = strict_config.from_dict(ShardingConfig, plain(config.sharding), "sharding")
+    ckpt_cfg = strict_config.from_dict(CheckpointConfig, plain(config.checkpoint), "checkpoint")
+    train_values = plain(config.train)
     num_microbatches = train_values.pop("num_microbatches", 1)
     loop_cfg = strict_config.from_dict(loop.LoopConfig, train_values, "train")
     data = config.data
@@ -162,7 +143,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     to_global = make_to_global(trainer)
     iterator = make_iterator(config, model, "train")
     evals = []
-    for name, spec in _plain(config.evals).items():
+    for name, spec in plain(config.evals).items():
         spec = dict(spec)
         every, num_batches = spec.pop("every_steps"), spec.pop("num_batches", 1)
         eval_iter = make_iterator(config, model, "eval")
@@ -174,6 +155,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             batches=batches,
             objective=objective,
             to_global=to_global,
+            run_config=config,
+            workdir=workdir,
             **spec,
         )
         evals.append(loop.ScheduledEval(name, every, fn))
@@ -187,6 +170,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     peak = mfu.peak_flops_per_device(device.device_kind, model.audio.transformer.dtype)
     logger = MetricsLogger(workdir)
     logger.write_hparams({"config": config.to_json()})
+    if jax.process_index() == 0:
+        # Evaluators and `audiolm_pt.load` rebuild the model and its data from this file.
+        with open(os.path.join(workdir, CONFIG_NAME), "w", encoding="utf-8") as f:
+            f.write(config.to_json(indent=2))
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), ckpt_cfg)
     try:
         return loop.train(

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from audiolm_pt import main, strict_config
+from audiolm_pt import main, run_config, strict_config
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.sharding import ShardingConfig
 from audiolm_pt.train.checkpointing import CheckpointConfig
@@ -27,7 +27,7 @@ def _sections(config):
     train = dict(config.train.to_dict())
     train.pop("num_microbatches")
     return (
-        main.model_config(config, None),
+        run_config.model_config(config, None),
         strict_config.from_dict(ObjectiveConfig, config.objective.to_dict(), "objective"),
         OptimizerConfig.from_dict(config.optimizer.to_dict()),
         strict_config.from_dict(ShardingConfig, config.sharding.to_dict(), "sharding"),
@@ -85,7 +85,7 @@ def test_tokenizer_sets_vocabulary_and_special_ids():
 
     config = _load("demo", "hybrid")
     tok = load_tokenizer(os.path.join(ROOT, config.data.pipeline.tokenizer))
-    model = main.model_config(config, tok)
+    model = run_config.model_config(config, tok)
     assert model.text.vocab_size == model.decoder.vocab_size == tok.vocab_size
     assert (model.decoder.bos_id, model.decoder.eos_id, model.decoder.mask_id) == (
         tok.bos_id,

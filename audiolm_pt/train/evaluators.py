@@ -1,8 +1,10 @@
 """Evaluators the training loop calls every N steps, chosen by name from a small registry.
 
 An evaluator is `fn(state) -> {metric: value}`; a factory registered under a name builds one
-from the trainer and keyword arguments. Evaluators that read checkpoints instead of the live state
-(zero-shot, retrieval, probes) belong to `audiolm_pt.evaluate`.
+from the trainer and keyword arguments (`trainer`, `batches`, `objective`, `to_global`,
+`run_config`, `workdir`, then the config's options). The linear probe, zero-shot, retrieval
+and captioning evaluators live in `audiolm_pt.evaluate`; registered here, they run on the live
+state through `audiolm_pt.evaluate.hook`.
 """
 
 from collections.abc import Callable, Sequence
@@ -41,6 +43,7 @@ def heldout_loss(
     batches: Sequence[dict[str, np.ndarray]],
     objective: ObjectiveConfig,
     to_global: Callable[[dict[str, np.ndarray]], dict[str, jax.Array]],
+    **_: Any,  # run_config, workdir: not needed here
 ) -> Evaluator:
     """Mean loss and metrics of the objective over fixed held-out batches, without dropout
     and with a fixed key, so successive evaluations differ only by the parameters."""
@@ -61,3 +64,19 @@ def heldout_loss(
         return {k: float(v) for k, v in jax.device_get(mean).items()}
 
     return evaluate
+
+
+def _suite_evaluator(name: str) -> Callable[..., Evaluator]:
+    def factory(trainer: Trainer, run_config: Any, workdir: str, **options: Any) -> Evaluator:
+        # The evaluation stack (scikit-learn, caption scorers) loads only when configured.
+        from audiolm_pt.evaluate import hook
+
+        for unused in ("batches", "objective", "to_global"):
+            options.pop(unused, None)
+        return hook.make_hook(name, trainer, run_config, workdir, **options)
+
+    return factory
+
+
+for _name in ("linear_probe", "zero_shot", "retrieval", "captioning"):
+    register(_name)(_suite_evaluator(_name))

@@ -1,0 +1,68 @@
+"""Evaluates a saved run from the command line.
+
+    python -m audiolm_pt.evaluate --workdir=DIR [--step=N] [--evals=linear_probe,zero_shot]
+        [--options='{"zero_shot": {"tasks": ["instrument_family"]}}'] [--data_dir=TFDS_DIR]
+        [--baseline=random|logmel_stats --output=FILE.json]
+
+Without `--baseline` the results go to DIR/eval/<step>.json and the run's metrics; a
+baseline (the run's config randomly initialised, or log-mel statistics fed to the same
+probes) is written only to `--output`.
+"""
+
+import argparse
+import json
+import logging
+import sys
+
+from audiolm_pt.evaluate import registry
+from audiolm_pt.evaluate.checkpoint import load_run
+from audiolm_pt.evaluate.context import DataSpec
+from audiolm_pt.evaluate.runner import DEFAULT_EVALS, evaluate_run, write_results
+
+BASELINES = ("random", "logmel_stats")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m audiolm_pt.evaluate")
+    parser.add_argument("--workdir", required=True, help="run directory or checkpoint step")
+    parser.add_argument("--step", type=int, default=None, help="saved step (default: newest)")
+    parser.add_argument("--evals", default=",".join(DEFAULT_EVALS), help=f"of {registry.names()}")
+    parser.add_argument("--options", default="{}", help="JSON {evaluator: {option: value}}")
+    parser.add_argument("--data_dir", default=None, help="TFDS data_dir (default: the run's)")
+    parser.add_argument("--dataset", default=None, help="TFDS name (default: the run's first)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many clips a split")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--baseline", choices=BASELINES, default=None)
+    parser.add_argument("--output", default=None, help="also write the results here (JSON)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO)
+    args = parse_args(argv)
+    evals = [e for e in args.evals.split(",") if e]
+    for name in evals:
+        registry.get(name)
+    options = json.loads(args.options)
+    if args.baseline and not args.output:
+        raise SystemExit("--baseline needs --output (baselines are not written into the run)")
+    run = load_run(args.workdir, args.step, random_init=args.baseline == "random")
+    data = DataSpec.from_config(
+        run.config, name=args.dataset, data_dir=args.data_dir, limit=args.limit
+    )
+    features = "logmel_stats" if args.baseline == "logmel_stats" else "model"
+    results = evaluate_run(
+        run, evals, options, data=data, features=features, batch_size=args.batch_size
+    )
+    if args.baseline is None:
+        write_results(run.workdir, run.step, results)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2, sort_keys=True)
+    json.dump(registry.scalars(results["results"]), sys.stdout, indent=1, sort_keys=True)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,96 @@
+"""What every evaluator reads: the loaded run, its evaluation splits (read once) and each
+split's clip encodings (computed once). `features` picks the representation: the model's
+encoder, or plain log-mel statistics (per-bin mean and std; frames = the log-mel frames),
+the no-learning baseline."""
+
+import dataclasses
+from collections.abc import Mapping
+
+import ml_collections
+import numpy as np
+
+from audiolm_pt.evaluate.checkpoint import Run
+from audiolm_pt.evaluate.data import Clip, Split, read_split
+from audiolm_pt.evaluate.inference import Encoded, Inference
+
+FEATURES = ("model", "logmel_stats")
+ROLES = ("train", "valid", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Which TFDS dataset and splits the evaluators read; `limit` caps clips per split."""
+
+    name: str
+    data_dir: str
+    splits: dict[str, str]
+    limit: int | None = None
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict, **overrides) -> "DataSpec":
+        data = config.data
+        spec = cls(
+            name=data.tfds_names[0],
+            data_dir=data.data_dir,
+            splits={"train": data.train_split, "valid": data.eval_split, "test": "test"},
+        )
+        return dataclasses.replace(spec, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def logmel_stats(features: np.ndarray) -> Encoded:
+    return Encoded(
+        frames=np.asarray(features, np.float32),
+        times=np.arange(len(features)) * 0.01,
+        pooled=np.concatenate([features.mean(axis=0), features.std(axis=0)]).astype(np.float32),
+        embedding=None,
+    )
+
+
+class Context:
+    def __init__(
+        self,
+        run: Run,
+        data: DataSpec | None,
+        *,
+        features: str = "model",
+        batch_size: int = 16,
+        splits: Mapping[str, Split] | None = None,
+    ):
+        """`splits` supplies already-read splits by role; others are read as `data` says."""
+        if features not in FEATURES:
+            raise ValueError(f"features={features!r}: expected one of {FEATURES}")
+        self.run = run
+        self.data = data
+        self.features = features
+        self.inference = Inference(
+            run.model, run.tokenizer, max_text_len=run.max_text_len, batch_size=batch_size
+        )
+        self.skipped: dict[str, dict[str, int]] = {}
+        self._splits: dict[str, Split] = dict(splits or {})
+        self._encoded: dict[str, list[Encoded]] = {}
+
+    def split(self, role: str) -> Split:
+        if role in self._splits:
+            return self._splits[role]
+        if self.data is None or role not in self.data.splits:
+            raise ValueError(f"no split configured for role {role!r}")
+        split = read_split(
+            self.data.name, self.data.splits[role], self.data.data_dir, self.data.limit
+        )
+        if not split.clips:
+            raise ValueError(f"{self.data.name}:{self.data.splits[role]} has no usable clip")
+        self.skipped[role] = split.skipped
+        self._splits[role] = split
+        return split
+
+    def clips(self, role: str) -> list[Clip]:
+        return self.split(role).clips
+
+    def encoded(self, role: str) -> list[Encoded]:
+        if role not in self._encoded:
+            clips = self.clips(role)
+            if self.features == "logmel_stats":
+                self._encoded[role] = [logmel_stats(c.features) for c in clips]
+            else:
+                self._encoded[role] = self.inference.encode([c.features for c in clips])
+        return self._encoded[role]

@@ -1,0 +1,51 @@
+"""The evaluator registry: an evaluator is `fn(context, **options) -> results` (a nested dict
+of numbers and notes), registered under a name and chosen by name on the command line, in the
+trainer's hook or in a config."""
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+Evaluator = Callable[..., dict[str, Any]]
+_REGISTRY: dict[str, Evaluator] = {}
+
+
+def register(name: str) -> Callable[[Evaluator], Evaluator]:
+    def add(fn: Evaluator) -> Evaluator:
+        _REGISTRY[name] = fn
+        return fn
+
+    return add
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Evaluator:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown evaluator {name!r}; known: {names()}")
+    return _REGISTRY[name]
+
+
+def run_all(
+    context: Any, evals: Iterable[str], options: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Runs each named evaluator with its options; an unknown option key fails naming it."""
+    options = options or {}
+    unknown = set(options) - set(evals)
+    if unknown:
+        raise ValueError(f"options given for evaluators not run: {sorted(unknown)}")
+    fns = {name: get(name) for name in evals}
+    return {name: fn(context, **dict(options.get(name, {}))) for name, fn in fns.items()}
+
+
+def scalars(results: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Flattens the numeric leaves of nested results to {'a/b/c': value}."""
+    out = {}
+    for key, value in results.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(scalars(value, name + "/"))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out

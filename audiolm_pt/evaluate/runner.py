@@ -1,0 +1,81 @@
+"""Runs evaluators on one saved step of a run (or a baseline of it) and records the results:
+`DIR/eval/<step>.json` (everything, with the clips skipped while reading, by reason), and the
+numeric figures as `eval/<evaluator>/...` scalars through the run's clu writers and
+`metrics.jsonl`."""
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from audiolm_pt.evaluate import registry
+from audiolm_pt.evaluate.checkpoint import Run, load_run
+from audiolm_pt.evaluate.context import Context, DataSpec
+from audiolm_pt.train.metrics import MetricsLogger
+
+log = logging.getLogger(__name__)
+DEFAULT_EVALS = ("linear_probe", "zero_shot", "retrieval")
+
+
+def evaluate_run(
+    run: Run,
+    evals: Sequence[str] = DEFAULT_EVALS,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    data: DataSpec | None = None,
+    features: str = "model",
+    batch_size: int = 16,
+) -> dict[str, Any]:
+    """Results of `evals` on `run`, with what was read and skipped."""
+    data = data or DataSpec.from_config(run.config)
+    context = Context(run, data, features=features, batch_size=batch_size)
+    results = registry.run_all(context, evals, options)
+    return {
+        "step": run.step,
+        "features": features,
+        "dataset": {"name": data.name, "splits": data.splits, "skipped": context.skipped},
+        "results": results,
+    }
+
+
+def save_json(workdir: str, step: int, results: Mapping[str, Any]) -> str:
+    """Writes `workdir/eval/<step>.json`, keeping other evaluators' results already there for
+    that step; returns the path."""
+    out_dir = os.path.join(workdir, "eval")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{step}.json")
+    merged = dict(results)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            previous = json.load(f)
+        merged["results"] = {**previous.get("results", {}), **results["results"]}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(merged, f, indent=2, sort_keys=True)
+    log.info("evaluation of step %d written to %s", step, path)
+    return path
+
+
+def write_results(workdir: str, step: int, results: Mapping[str, Any]) -> str:
+    """`save_json`, and the scalars logged at `step` to the run's writers and metrics.jsonl."""
+    path = save_json(workdir, step, results)
+    logger = MetricsLogger(workdir)
+    try:
+        logger.write_scalars(step, registry.scalars(results["results"], "eval/"))
+    finally:
+        logger.close()
+    return path
+
+
+def evaluate_checkpoint(
+    path: str,
+    step: int | None = None,
+    evals: Sequence[str] = DEFAULT_EVALS,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Loads `path` at `step` (newest when None), evaluates it and records the results."""
+    run = load_run(path, step)
+    results = evaluate_run(run, evals, options, **kwargs)
+    write_results(run.workdir, run.step, results)
+    return results

@@ -1,0 +1,224 @@
+"""Inference API: outputs do not depend on batching, long audio goes through windows, bad
+inputs fail naming the item (or are handled), zero-shot and captions, the HEAR API's shapes
+and timestamps (on a fresh in-memory model); and, marked slow, the round trip from a
+checkpoint the trainer wrote (the loaded model reproduces the trained state's embeddings),
+the embed CLI's per-file errors and HEAR's `load_model`."""
+
+import importlib
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+from flax import nnx
+
+import audiolm_pt
+from audiolm_pt import embed, hear, main, run_config
+from audiolm_pt.api import AudioModel
+from audiolm_pt.audio import AudioError, fbank_np
+from audiolm_pt.data import transforms
+from audiolm_pt.evaluate.checkpoint import Run
+from audiolm_pt.models.config import preset
+from audiolm_pt.models.model import AudioTextModel
+from audiolm_pt.text import load_tokenizer
+from audiolm_pt.train import step as step_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOKENIZER = os.path.join(ROOT, "audiolm_pt", "assets", "demo_tokenizer.model")
+MAX_FRAMES = 200  # 2 s windows
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A hybrid (contrastive + captioning) tiny model trained 2 steps on synthetic batches."""
+    workdir = tmp_path_factory.mktemp("run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(ROOT)
+        config = importlib.import_module("configs.demo").get_config("hybrid")
+    config.data.source = "synthetic"
+    config.data.pipeline.global_batch_size = 8
+    config.data.pipeline.max_frames = MAX_FRAMES
+    config.data.pipeline.max_text_len = 12
+    config.model.audio.max_frames = MAX_FRAMES
+    config.train.num_steps = 2
+    config.optimizer.warmup_steps = 1
+    config.train.log_every = 1
+    config.checkpoint.every_steps = 2
+    config.checkpoint.async_save = False
+    config.evals = {}
+    state = main.run(config, str(workdir))
+    return str(workdir), state
+
+
+@pytest.fixture(scope="module")
+def run():
+    """A freshly initialised tiny hybrid model with the demo tokenizer, in memory."""
+    tokenizer = load_tokenizer(TOKENIZER)
+    values = preset("tiny", "hybrid").to_dict()
+    values["audio"]["max_frames"] = MAX_FRAMES
+    config = ml_collections.ConfigDict(
+        {"model": values, "data": {"pipeline": {"max_text_len": 12, "fbank": {}}}}
+    )
+    cfg = run_config.model_config(config, tokenizer)
+    return Run("", config, cfg, AudioTextModel(cfg, rngs=nnx.Rngs(0)), tokenizer, step=-1)
+
+
+@pytest.fixture(scope="module")
+def model(run):
+    return AudioModel(run, batch_size=4)
+
+
+def _waves(n, seconds=1.3, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.standard_normal(int(seconds * RATE))).astype(np.float32) for _ in range(n)]
+
+
+@pytest.mark.slow
+def test_loaded_model_reproduces_the_trained_state(trained):
+    model = audiolm_pt.load(trained[0], batch_size=4)
+    state = trained[1]
+    assert model.run.step == 2
+    graphdef, _, _ = step_lib.abstract_model(model.run.model_cfg)
+    reference = nnx.merge(graphdef, jax.device_get(state["params"]), state["rest"])
+    wave = _waves(1)[0]
+    feats, mask = transforms.pad(fbank_np(wave), MAX_FRAMES)
+    frames, frame_mask = reference.encode_audio(feats[None], mask[None])
+    expected = np.asarray(reference.audio_embedding(frames, frame_mask))[0]
+    np.testing.assert_allclose(model.embed_audio(wave), expected[None], atol=1e-5)
+    tok = model.run.tokenizer
+    ids = tok.encode("a dog barks")
+    arrays = transforms.caption_arrays(ids, 12, tok.pad_id, tok.bos_id, tok.eos_id)
+    text = reference.text_embedding(arrays["text_tokens"][None], arrays["text_mask"][None])
+    np.testing.assert_allclose(model.embed_text(["a dog barks"]), np.asarray(text), atol=1e-5)
+
+
+def test_outputs_do_not_depend_on_batching(run, model):
+    waves = _waves(5, seed=1)
+    together = model.embed_audio(waves)
+    apart = np.concatenate([model.embed_audio(waves[:1]), model.embed_audio(waves[1:])])
+    np.testing.assert_array_equal(together, apart)
+    other = AudioModel(run, batch_size=1)
+    np.testing.assert_allclose(other.embed_audio(waves), together, atol=1e-6)
+    texts = ["a dog barks", "rain", "a man speaks"]
+    np.testing.assert_array_equal(model.embed_text(texts)[1:], model.embed_text(texts[1:]))
+
+
+def test_long_audio_is_windowed(model):
+    wave = _waves(1, seconds=4.5, seed=2)[0]  # 448 frames: windows of 200, 200, 48
+    frames, times = model.frame_embeddings(wave)[0]
+    assert len(frames) == len(times) == 50 + 50 + 12
+    hop = np.diff(times)
+    np.testing.assert_allclose(hop, 0.04, atol=1e-6)
+    feats = fbank_np(wave)
+    parts = [feats[:200], feats[200:400], feats[400:]]
+    embs = [model.embed_features([p])[0] for p in parts]
+    weights = np.array([200, 200, 48], float) / 448
+    expected = sum(w * e for w, e in zip(weights, embs, strict=True))
+    np.testing.assert_allclose(
+        model.embed_audio(wave)[0], expected / np.linalg.norm(expected), atol=1e-5
+    )
+
+
+def test_bad_inputs_name_the_item_or_are_handled(tmp_path, model):
+    wave = _waves(1, seed=3)[0]
+    with pytest.raises(AudioError, match=r"missing\.wav: missing_file"):
+        model.embed_audio([str(tmp_path / "missing.wav")])
+    with pytest.raises(AudioError, match="item 1: empty"):
+        model.embed_audio([wave, np.zeros(0, np.float32)])
+    with pytest.raises(AudioError, match="item 0: non_finite"):
+        model.embed_audio([np.full(RATE, np.nan, np.float32)])
+    with pytest.raises(AudioError, match="shorter than one frame"):
+        model.embed_audio([wave[:100]])
+    stereo = np.stack([wave, 0.5 * wave])
+    np.testing.assert_allclose(
+        model.embed_audio([stereo]), model.embed_audio([0.75 * wave]), atol=1e-6
+    )
+    at_8k = soxr.resample(wave, RATE, 8000)
+    np.testing.assert_allclose(
+        model.embed_audio([at_8k], sample_rate=8000),
+        model.embed_audio([soxr.resample(at_8k, 8000, RATE, quality="HQ")]),
+        atol=1e-6,
+    )
+
+
+@pytest.mark.slow
+def test_embed_cli_keeps_good_files_and_reports_bad_ones(tmp_path, trained):
+    model = audiolm_pt.load(trained[0])
+    waves = _waves(2, seed=4)
+    paths = []
+    for i, w in enumerate(waves):
+        paths.append(str(tmp_path / f"{i}.wav"))
+        sf.write(paths[-1], w, RATE)
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    listing = tmp_path / "files.txt"
+    listing.write_text("\n".join([paths[0], str(tmp_path / "bad.wav"), paths[1]]) + "\n")
+    out = str(tmp_path / "emb.npy")
+    status = embed.main([f"--workdir={trained[0]}", f"--input={listing}", f"--output={out}"])
+    assert status == 1
+    emb = np.load(out)
+    assert np.isnan(emb[1]).all()
+    np.testing.assert_allclose(emb[[0, 2]], model.embed_audio(paths), atol=1e-6)
+    errors = json.loads((tmp_path / "emb.npy.errors.json").read_text())
+    assert list(errors) == [str(tmp_path / "bad.wav")]
+    assert "undecodable" in errors[str(tmp_path / "bad.wav")]
+
+
+def test_zero_shot_and_captions(model):
+    waves = _waves(3, seed=5)
+    probs = model.zero_shot(waves, ["dog", "rain", "speech"])
+    assert probs.shape == (3, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    audio = model.embed_audio(waves)
+    classes = model.embed_text(["dog", "rain", "speech"])  # one template: same ranking
+    one = model.zero_shot(waves, ["dog", "rain", "speech"], templates=("{}",))
+    np.testing.assert_array_equal(np.argmax(one, 1), np.argmax(audio @ classes.T, 1))
+    greedy = model.caption(waves, beam=1)
+    assert len(greedy) == 3
+    assert all(isinstance(c, str) for c in greedy)
+    assert len(model.caption(waves, beam=3)) == 3
+
+
+def test_hear_api(model):
+    m = hear.HearModel(model)
+    assert m.sample_rate == RATE
+    audio = np.stack(_waves(3, seconds=2.5, seed=6))
+    scene = hear.get_scene_embeddings(audio, m)
+    assert scene.shape == (3, m.scene_embedding_size)
+    emb, ms = hear.get_timestamp_embeddings(audio, m)
+    assert emb.shape == (3, ms.shape[1], m.timestamp_embedding_size)
+    assert ms.shape[0] == 3
+    assert np.all(np.diff(ms, axis=1) <= 50.0)
+    np.testing.assert_allclose(ms[:, 0], 20.0)  # first token centred 20 ms in (40 ms hop)
+    assert ms[0, -1] <= 2500.0
+    with pytest.raises(ValueError, match="n_sounds, n_samples"):
+        hear.get_scene_embeddings(audio[0], m)
+
+
+@pytest.mark.slow
+def test_hear_loads_a_trained_run(trained):
+    m = hear.load_model(trained[0])
+    assert m.scene_embedding_size == m.model.run.model_cfg.heads.joint_dim
+    assert hear.get_scene_embeddings(np.stack(_waves(2)), m).shape == (2, m.scene_embedding_size)
+
+
+def test_torch_wrapper_returns_the_hear_embeddings(model):
+    torch = pytest.importorskip("torch", reason="the torch wrapper needs the torch extra")
+    from audiolm_pt.hear_torch import TorchAudioEncoder
+
+    m = hear.HearModel(model)
+    wrapper = TorchAudioEncoder(m)
+    assert isinstance(wrapper, torch.nn.Module)
+    assert (wrapper.sample_rate, wrapper.scene_embedding_size) == (RATE, m.scene_embedding_size)
+    audio = np.stack(_waves(2, seconds=1.5, seed=9))
+    scene = wrapper(torch.from_numpy(audio))
+    assert scene.dtype == torch.float32
+    np.testing.assert_array_equal(scene.numpy(), hear.get_scene_embeddings(audio, m))
+    emb, ms = wrapper.timestamp_embeddings(torch.from_numpy(audio))
+    ref_emb, ref_ms = hear.get_timestamp_embeddings(audio, m)
+    np.testing.assert_array_equal(emb.numpy(), ref_emb)
+    np.testing.assert_array_equal(ms.numpy(), ref_ms)
