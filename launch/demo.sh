@@ -2,7 +2,8 @@
 # The main job end to end on the embedded demo corpus:
 #   1. build the demo corpus from Debian-shipped sounds (speech, music, events, mixtures);
 #   2. turn it into TFDS ArrayRecord splits with precomputed fbank features;
-#   3. train the tiny contrastive model on it (configs/demo.py, ~10 minutes on 2 cores).
+#   3. train the tiny contrastive model on it (configs/demo.py, ~10 minutes on 2 cores);
+#   4. evaluate it: retrieval, zero-shot and linear probes on the test split (~1 minute).
 # Usage: bash launch/demo.sh [OUT_DIR, default ./demo_out] ; NUM_CLIPS=... overrides the size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,7 @@ fi
 # Resumes from $OUT/train's latest checkpoint when re-run.
 $PY -m audiolm_pt.main --config=configs/demo.py:contrastive --workdir="$OUT/train" \
   --config.data.data_dir="$OUT/tfds"
-echo "demo: corpus in $OUT/corpus, ArrayRecord splits in $OUT/tfds, run in $OUT/train"
+$PY -m audiolm_pt.evaluate --workdir="$OUT/train" --evals=retrieval,zero_shot,linear_probe \
+  > "$OUT/train/eval_summary.json"
+echo "demo: corpus in $OUT/corpus, ArrayRecord splits in $OUT/tfds, run in $OUT/train," \
+  "evaluation in $OUT/train/eval/ (summary: $OUT/train/eval_summary.json)"

@@ -110,12 +110,13 @@ def attention_probe(
     steps: int = 300,
     eval_every: int = 25,
     batch_size: int = 128,
-    learning_rate: float = 1e-3,
-    weight_decay: float = 1e-4,
+    learning_rates: tuple[float, ...] = (1e-3, 3e-3),
+    weight_decays: tuple[float, ...] = (1e-4, 1e-2),
     seed: int = 0,
 ) -> dict[str, float]:
-    """{'test', 'valid', 'step'}: attention pool + linear head on standardised frame
-    features, trained with AdamW; the evaluated step with the best validation figure wins."""
+    """{'test', 'valid', 'step', 'learning_rate', 'weight_decay'}: attention pool + linear head
+    on standardised frame features, trained with AdamW for each (learning rate, weight decay)
+    of the grid; the grid point and evaluated step with the best validation figure win."""
     length = max(len(f) for split in (train, valid, test) for f in split.inputs)
     x_tr, m_tr = _pad_frames(train.inputs, length)
     train_frames = np.concatenate(list(train.inputs))
@@ -126,6 +127,39 @@ def attention_probe(
     x_te, m_te = _pad_frames(test.inputs, length)
     x_va, x_te = norm(x_va, m_va), norm(x_te, m_te)
     dim, num_classes = x_tr.shape[-1], train.targets.shape[1]
+
+    def fit(learning_rate: float, weight_decay: float):
+        """(best valid score, its step, its params) of one grid point."""
+        return _fit_attention(
+            (x_tr, m_tr, train.targets),
+            (x_va, m_va, valid.targets),
+            (dim, num_classes, num_heads),
+            multi_label,
+            optax.adamw(learning_rate, weight_decay=weight_decay),
+            steps=steps,
+            eval_every=eval_every,
+            batch_size=batch_size,
+            seed=seed,
+        )
+
+    results = {(lr, wd): fit(lr, wd) for lr in learning_rates for wd in weight_decays}
+    (lr, wd), (valid_score, step, params) = max(results.items(), key=lambda kv: kv[1][0])
+    test_score = score(np.asarray(_predict(params, x_te, m_te)), test.targets, multi_label)
+    return {
+        "test": test_score,
+        "valid": valid_score,
+        "step": step,
+        "learning_rate": lr,
+        "weight_decay": wd,
+    }
+
+
+_predict = jax.jit(lambda p, x, m: _attention_logits(p, x, m))
+
+
+def _fit_attention(train, valid, shape, multi_label, tx, *, steps, eval_every, batch_size, seed):
+    (x_tr, m_tr, y_tr), (x_va, m_va, y_va) = train, valid
+    dim, num_classes, num_heads = shape
     k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
     params = {
         "query": 0.02 * jax.random.normal(k1, (dim, num_heads)),
@@ -133,7 +167,6 @@ def attention_probe(
         "head": jax.random.normal(k2, (num_heads * dim, num_classes)) / np.sqrt(num_heads * dim),
         "head_bias": jnp.zeros((num_classes,)),
     }
-    tx = optax.adamw(learning_rate, weight_decay=weight_decay)
     opt_state = tx.init(params)
 
     def loss_fn(p, x, m, y):
@@ -148,17 +181,14 @@ def attention_probe(
         updates, s = tx.update(grads, s, p)
         return optax.apply_updates(p, updates), s
 
-    predict = jax.jit(_attention_logits)
     rng = np.random.default_rng(seed)
     batch = min(batch_size, len(x_tr))
     best = None
     for step in range(1, steps + 1):
         idx = rng.choice(len(x_tr), batch, replace=False)
-        params, opt_state = update(params, opt_state, x_tr[idx], m_tr[idx], train.targets[idx])
+        params, opt_state = update(params, opt_state, x_tr[idx], m_tr[idx], y_tr[idx])
         if step % eval_every == 0 or step == steps:
-            valid_score = score(np.asarray(predict(params, x_va, m_va)), valid.targets, multi_label)
+            valid_score = score(np.asarray(_predict(params, x_va, m_va)), y_va, multi_label)
             if best is None or valid_score > best[0]:
                 best = (valid_score, step, params)
-    valid_score, step, params = best
-    test_score = score(np.asarray(predict(params, x_te, m_te)), test.targets, multi_label)
-    return {"test": test_score, "valid": valid_score, "step": step}
+    return best
