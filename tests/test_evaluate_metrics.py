@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from audiolm_pt.evaluate import metrics
+from audiolm_pt.evaluate.retrieval import ranked_examples
 
 
 def test_retrieval_hand_computed_with_ties():
@@ -74,3 +75,42 @@ def test_accuracy_and_map_hand_computed():
     # class 0: .9 (+), .8 (-), .1 (+) -> AP (1 + 2/3) / 2; class 1: .9 (+), .2 (+) -> AP 1
     expected = ((1 + 2 / 3) / 2 + 1.0) / 2
     assert metrics.mean_average_precision(scores, targets) == pytest.approx(expected)
+
+
+def test_confusion_counts_hand_computed():
+    scores = np.array(
+        [
+            [0.9, 0.1, 0.0],  # true 0 -> 0
+            [0.2, 0.7, 0.1],  # true 0 -> 1
+            [0.5, 0.5, 0.0],  # true 1 -> 0 (tie: first maximum, as accuracy)
+            [0.0, 0.1, 0.8],  # true 2 -> 2
+            [0.1, 0.0, 0.3],  # true 2 -> 2
+        ]
+    )
+    targets = np.array([0, 0, 1, 2, 2])
+    counts = metrics.confusion_counts(scores, targets)
+    np.testing.assert_array_equal(counts, [[1, 1, 0], [1, 0, 0], [0, 0, 2]])
+    assert np.trace(counts) / len(targets) == metrics.accuracy(scores, targets)
+    # a class never true nor predicted still has its row and column
+    wide = np.concatenate([scores, np.full((5, 1), -1.0)], axis=1)
+    assert metrics.confusion_counts(wide, targets).shape == (4, 4)
+
+
+def test_ranked_examples_hand_computed():
+    scores = np.array(
+        [
+            [0.9, 0.5, 0.5, 0.1],  # relevant 2 ties with 1: ranked after it, third
+            [0.2, 0.8, 0.3, 0.8],  # relevant {0, 3}: order 1, 3, 2, 0
+            [0.0, 0.1, 0.2, 0.3],  # relevant 0 ranked last
+        ]
+    )
+    relevant = np.zeros((3, 4), bool)
+    relevant[0, 2] = relevant[1, 0] = relevant[1, 3] = relevant[2, 0] = True
+    out = ranked_examples(scores, relevant, num_queries=3, top_k=2)
+    assert [e["query"] for e in out] == [0, 1, 2]
+    assert [[t["index"] for t in e["top"]] for e in out] == [[0, 1], [1, 3], [3, 2]]
+    assert [e["rank"] for e in out] == [3, 2, 4]
+    assert [e["hit"] for e in out] == [False, True, False]
+    assert out[1]["top"][1] == {"index": 3, "score": 0.8, "relevant": True}
+    # fewer queries than rows: spread over the rows, first and last included
+    assert [e["query"] for e in ranked_examples(scores, relevant, 2, 1)] == [0, 2]

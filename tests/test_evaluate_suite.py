@@ -1,7 +1,9 @@
 """The evaluators end to end on in-memory splits with tiny models: encodings independent of
 the batch size, the linear-probe evaluator recovering a planted spectral class through the
-log-mel baseline, every registered evaluator producing well-formed results, and merged
-per-step result files."""
+log-mel baseline, every registered evaluator producing well-formed results, the side files
+for inspecting a run (zero-shot confusion counts, retrieval examples, caption samples with
+their features) checked against counts and rankings recomputed here, and merged per-step
+result files."""
 
 import csv
 import json
@@ -13,7 +15,8 @@ import pytest
 from flax import nnx
 
 from audiolm_pt import run_config
-from audiolm_pt.evaluate import registry, runner
+from audiolm_pt.analysis import run_files
+from audiolm_pt.evaluate import registry, runner, zero_shot
 from audiolm_pt.evaluate.checkpoint import Run
 from audiolm_pt.evaluate.context import Context
 from audiolm_pt.evaluate.data import Clip, Split, read_records
@@ -93,15 +96,21 @@ def test_probe_evaluator_recovers_planted_tone(tmp_path, splits):
     assert 0.2 < out["chance"] < 0.7
 
 
-def test_every_evaluator_on_a_hybrid_model(tmp_path, splits):
-    context = Context(_run("hybrid", tmp_path), None, splits=splits)
+@pytest.fixture(scope="module")
+def hybrid(tmp_path_factory, splits):
+    """Every evaluator run once on a hybrid model (step 0, so side files are written)."""
+    context = Context(_run("hybrid", tmp_path_factory.mktemp("hybrid")), None, splits=splits)
     options = {
         "linear_probe": {"tasks": ("tone",), "attention_steps": 25},
         "zero_shot": {"tasks": ("tone", "absent")},
-        "retrieval": {},
-        "captioning": {"beams": (1, 2), "meteor": False},
+        "retrieval": {"num_examples": 6},
+        "captioning": {"beams": (1, 2), "meteor": False, "num_feature_samples": 3},
     }
-    results = registry.run_all(context, list(options), options)
+    return context, registry.run_all(context, list(options), options)
+
+
+def test_every_evaluator_on_a_hybrid_model(hybrid):
+    _, results = hybrid
     json.dumps(results)  # the results file must be able to hold them
     zero = results["zero_shot"]
     assert zero["scoring"] == "embedding"
@@ -181,3 +190,113 @@ def test_bad_records_are_skipped_and_counted():
     assert split.clips[0].features.shape == (3, 4)
     assert split.clips[0].labels == {"tone": ["low", "mid"]}
     assert split.skipped == {"malformed": 2, "non_finite_features": 1, "unreadable": 1}
+
+
+def test_zero_shot_confusion_matches_recount(hybrid):
+    context, results = hybrid
+    tone = results["zero_shot"]["tone"]
+    classes = tone["confusion"]["classes"]
+    assert classes == ["buzz", "high", "low", "mid"]
+    labelled = [(i, c) for i, c in enumerate(context.clips("test")) if "tone" in c.labels]
+    class_emb = zero_shot.class_embeddings(
+        context.inference.embed_text, classes, zero_shot.TEMPLATES
+    )
+    expected = [[0] * len(classes) for _ in classes]
+    for i, clip in labelled:
+        scores = class_emb @ context.encoded("test")[i].embedding
+        expected[classes.index(clip.labels["tone"][0])][int(np.argmax(scores))] += 1
+    assert tone["confusion"]["counts"] == expected
+    assert sum(map(sum, expected)) == tone["num_clips"] == len(labelled)
+    trace = sum(expected[k][k] for k in range(len(classes)))
+    assert tone["accuracy"] == pytest.approx(trace / len(labelled))
+    # lists are no scalars: the flattened metrics keep only numbers
+    flat = registry.scalars(results)
+    assert not [k for k in flat if "confusion" in k]
+    assert flat["zero_shot/tone/accuracy"] == tone["accuracy"]
+
+
+def test_retrieval_examples_match_rankings(hybrid):
+    context, results = hybrid
+    with open(results["retrieval"]["examples"], encoding="utf-8") as f:
+        saved = json.load(f)
+    clips = context.clips("test")
+    ids = [c.id for c in clips]
+    audio = np.stack([e.embedding for e in context.encoded("test")])
+
+    def text_scores(texts):
+        return np.asarray(context.inference.embed_text(list(texts)), np.float64) @ audio.T
+
+    assert saved["top_k"] == 5
+    assert len(saved["text_to_audio"]) == len(saved["audio_to_text"]) == 6
+    for example in saved["text_to_audio"]:
+        row = text_scores([example["query"]])[0]
+        truth = ids.index(example["query_clip"])
+        best = np.argsort(-row, kind="stable")[:5]
+        assert [r["clip"] for r in example["retrieved"]] == [ids[j] for j in best]
+        np.testing.assert_allclose([r["score"] for r in example["retrieved"]], row[best], 1e-5)
+        assert example["rank"] == 1 + int(np.sum(row > row[truth]))
+        assert example["hit"] == (example["rank"] <= 5)
+    captions = [(c, clip.id) for clip in clips for c in clip.captions]
+    all_scores = text_scores(c for c, _ in captions)
+    for example in saved["audio_to_text"]:
+        k = ids.index(example["query_clip"])
+        column = all_scores[:, k]
+        own = np.array([owner == ids[k] for _, owner in captions])
+        np.testing.assert_allclose(
+            [r["score"] for r in example["retrieved"]], np.sort(column)[::-1][:5], 1e-5
+        )
+        for r in example["retrieved"]:
+            assert r["relevant"] == (r["clip"] == ids[k])
+            assert r["score"] == pytest.approx(text_scores([r["caption"]])[0, k], abs=1e-5)
+        best_own = column[own].max()
+        # pessimistic: other clips' captions scored equal to the best own one come first
+        assert example["rank"] == 1 + int(
+            np.sum(column > best_own) + np.sum((column == best_own) & ~own)
+        )
+
+
+def test_caption_samples_hold_features_and_captions(hybrid):
+    context, results = hybrid
+    cap = results["captioning"]
+    with open(cap["samples"], encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t"))[1:]
+    saved = np.load(cap["feature_samples"])
+    clips = context.clips("test")[:3]
+    assert list(saved["ids"]) == [c.id for c in clips] == [r[0] for r in rows[:3]]
+    for i, clip in enumerate(clips):
+        n = saved["num_frames"][i]
+        assert n == len(clip.features)
+        np.testing.assert_array_equal(saved["features"][i, :n], clip.features.astype(np.float16))
+        assert not saved["features"][i, n:].any()
+        assert [r for r in saved["references"][i] if r] == list(clip.captions)
+    assert list(saved["beam_1"]) == [r[2] for r in rows[:3]]
+    assert list(saved["beam_2"]) == [r[3] for r in rows[:3]]
+
+
+def test_random_init_runs_write_no_side_files(tmp_path, splits):
+    run = _run("contrastive", tmp_path)
+    run.step = -1
+    out = registry.get("retrieval")(Context(run, None, splits=splits))
+    assert "examples" not in out
+    assert not (tmp_path / "eval").exists()
+
+
+def test_inspection_reads_what_the_evaluators_wrote(hybrid):
+    """The run-inspection readers (audiolm_pt.analysis.run_files) on real side files."""
+    context, results = hybrid
+    workdir = context.run.workdir
+    runner.save_json(workdir, 0, {"step": 0, "results": results})
+    assert run_files.resolve_step(workdir, None) == 0
+    saved = run_files.read_eval(workdir, 0)
+    confusion = run_files.confusions(saved)["tone"]
+    assert confusion["counts"].tolist() == results["zero_shot"]["tone"]["confusion"]["counts"]
+    probes = run_files.linear_probe_table(saved)
+    assert probes.loc["tone", "mean/test"] == results["linear_probe"]["tone"]["mean"]["test"]
+    examples = run_files.retrieval_examples(workdir, 0)
+    assert examples["direction"].value_counts().to_dict() == {
+        "text_to_audio": 6,
+        "audio_to_text": 6,
+    }
+    samples = run_files.caption_samples(workdir, 0)
+    assert len(samples["ids"]) == 3
+    assert set(samples) >= {"features", "num_frames", "references", "beam_1", "beam_2"}

@@ -1,24 +1,52 @@
 """The captioning evaluator: captions generated with the KV cache by greedy decoding and beam
-search, scored against every reference caption of the chosen styles, and a sample table
-(id, reference, generated per beam size) in `DIR/eval/<step>_captions.tsv`."""
+search, scored against every reference caption of the chosen styles, a sample table (id,
+first reference, generated per beam size) in `DIR/eval/<step>_captions.tsv`, and the log-mel
+features of the first few clips with their captions in `DIR/eval/<step>_caption_samples.npz`
+(`ids` [n], `features` float16 [n, T, mels] zero-padded, `num_frames` [n], `references` [n, R]
+padded with "", `beam_<b>` [n]: plain arrays, readable without pickle)."""
 
 import csv
-import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from audiolm_pt.evaluate.caption_metrics import caption_scores
 from audiolm_pt.evaluate.context import Context
+from audiolm_pt.evaluate.data import Clip
 from audiolm_pt.evaluate.registry import register
 
 
 def _write_samples(path: str, ids, references, generated: dict[int, list[str]]) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
         writer.writerow(["id", "reference", *(f"beam_{b}" for b in generated)])
         for i, clip_id in enumerate(ids):
             writer.writerow([clip_id, references[i][0], *(g[i] for g in generated.values())])
+
+
+def write_feature_samples(
+    path: str, clips: Sequence[Clip], references, generated: dict[int, list[str]]
+) -> None:
+    """Saves `clips` with their `references` and `generated` captions per beam size (lists
+    that may run past the clips) in the npz layout given above."""
+    n = len(clips)
+    num_frames = np.asarray([len(c.features) for c in clips], np.int64)
+    # float16: the precision the datasets store log-mels in, half the bytes per step.
+    features = np.zeros((n, int(num_frames.max()), clips[0].features.shape[1]), np.float16)
+    for i, clip in enumerate(clips):
+        features[i, : num_frames[i]] = clip.features
+    refs = np.full((n, max(len(r) for r in references[:n])), "", dtype=object)
+    for i, r in enumerate(references[:n]):
+        refs[i, : len(r)] = r
+    np.savez_compressed(
+        path,
+        ids=np.asarray([c.id for c in clips], str),
+        features=features,
+        num_frames=num_frames,
+        references=refs.astype(str),
+        **{f"beam_{b}": np.asarray(g[:n], str) for b, g in generated.items()},
+    )
 
 
 @register("captioning")
@@ -30,9 +58,11 @@ def captioning(
     max_length: int | None = None,
     length_penalty: float = 1.0,
     meteor: bool = True,
+    num_feature_samples: int = 4,
 ) -> dict[str, Any]:
     """Per beam size (1 = greedy) the caption scores; `reference_styles` restricts the
-    references (empty: every caption)."""
+    references (empty: every caption); the features of the first `num_feature_samples` clips
+    are saved with their captions."""
     inference = context.inference
     if context.features != "model" or not inference.has_decoder:
         return {"unavailable": "captioning needs a caption decoder"}
@@ -65,8 +95,12 @@ def captioning(
             dict(zip(ids, generated[beam], strict=True)),
             meteor=meteor,
         )
-    if context.run.step >= 0:
-        path = os.path.join(context.run.workdir, "eval", f"{context.run.step}_captions.tsv")
+    path = context.artefact_path("captions.tsv")
+    if path is not None:
         _write_samples(path, ids, references, generated)
         out["samples"] = path
+    path = context.artefact_path("caption_samples.npz")
+    if path is not None and num_feature_samples > 0:
+        write_feature_samples(path, clips[:num_feature_samples], references, generated)
+        out["feature_samples"] = path
     return out

@@ -1,9 +1,10 @@
 """What every evaluator reads: the loaded run, its evaluation splits (read once) and each
-split's clip encodings (computed once). `features` picks the representation: the model's
-encoder, or plain log-mel statistics (per-bin mean and std; frames = the log-mel frames),
-the no-learning baseline."""
+split's clip encodings (computed once), and where it may write side files for the step.
+`features` picks the representation: the model's encoder, or plain log-mel statistics
+(per-bin mean and std; frames = the log-mel frames), the no-learning baseline."""
 
 import dataclasses
+import os
 from collections.abc import Mapping
 
 import ml_collections
@@ -82,6 +83,15 @@ class Context:
         self.skipped[role] = split.skipped
         self._splits[role] = split
         return split
+
+    def artefact_path(self, suffix: str) -> str | None:
+        """`DIR/eval/<step>_<suffix>` (its folder created) for a side file of this step's
+        evaluation; None for a randomly initialised run, which has no step to file it under."""
+        if self.run.step < 0:
+            return None
+        out_dir = os.path.join(self.run.workdir, "eval")
+        os.makedirs(out_dir, exist_ok=True)
+        return os.path.join(out_dir, f"{self.run.step}_{suffix}")
 
     def clips(self, role: str) -> list[Clip]:
         return self.split(role).clips

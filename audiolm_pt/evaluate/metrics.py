@@ -1,5 +1,5 @@
 """Ranking and classification metrics of the evaluators: retrieval recall@k and mAP@k,
-accuracy, and macro mean average precision.
+accuracy, confusion counts and macro mean average precision.
 
 Ties are ranked pessimistically: an item scored equal to a relevant one is placed before it,
 so a constant scorer earns chance-level (or worse) figures, never credit for ties.
@@ -8,7 +8,7 @@ so a constant scorer earns chance-level (or worse) figures, never credit for tie
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, confusion_matrix
 
 
 def pessimistic_order(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
@@ -56,6 +56,15 @@ def audio_to_text(similarity: np.ndarray, caption_clip: np.ndarray) -> dict[str,
 def accuracy(scores: np.ndarray, targets: np.ndarray) -> float:
     """Top-1 accuracy of scores [n, C] against class indices [n] (first maximum wins)."""
     return float(np.mean(np.argmax(scores, axis=1) == np.asarray(targets)))
+
+
+def confusion_counts(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """[C, C] counts for scores [n, C] and class indices [n]: row = true class, column =
+    predicted class (first maximum wins, as in `accuracy`)."""
+    scores = np.asarray(scores)
+    return confusion_matrix(
+        np.asarray(targets), np.argmax(scores, axis=1), labels=np.arange(scores.shape[1])
+    )
 
 
 def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:

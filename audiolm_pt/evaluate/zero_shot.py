@@ -2,7 +2,9 @@
 through prompt templates, the normalised text embeddings are averaged (and renormalised) per
 class, and clips are scored by cosine similarity. Captioning-only models (CapPa-style): each
 clip scores each prompted class text by its summed token log-probability under the decoder,
-averaged over templates. Accuracy for single-label tasks, macro mAP for every task."""
+averaged over templates. Accuracy and the confusion counts (`confusion`: `classes` and
+`counts`, rows true, columns predicted; lists, so not among the flattened scalars) for
+single-label tasks, macro mAP for every task."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -45,7 +47,8 @@ def zero_shot(
     split: str = "test",
     scoring: str = "auto",
 ) -> dict[str, Any]:
-    """Per task: accuracy (single-label), mAP, class count and chance accuracy."""
+    """Per task: accuracy and confusion counts (single-label), mAP, class count and chance
+    accuracy."""
     inference = context.inference
     if scoring == "auto":
         scoring = "embedding" if inference.has_text else "likelihood"
@@ -76,5 +79,9 @@ def zero_shot(
         if not task.multi_label:
             result["accuracy"] = metrics.accuracy(scores, target.single)
             result["chance"] = float(np.max(target.multi_hot.mean(axis=0)))
+            result["confusion"] = {
+                "classes": list(task.classes),
+                "counts": metrics.confusion_counts(scores, target.single).tolist(),
+            }
         out[name] = result
     return out
