@@ -33,11 +33,16 @@ CORE = [
     "mido==1.3.3",
     "safetensors==0.8.0",
     "pycocoevalcap==1.2",
+    "pandas==3.1.1",
+    "pyarrow==26.0.1",
 ]
+# Running the notebooks headless (audiolm_pt.analysis.run_notebooks and their tests).
+NOTEBOOKS = ["nbclient==0.11.0", "nbformat==5.11.1", "ipykernel==7.4.0"]
 
 EXTRAS = {
     # What the default test run needs.
-    "test": ["pytest==9.2.0", "ruff==0.17.6"],
+    "test": ["pytest==9.2.0", "ruff==0.17.6", *NOTEBOOKS],
+    "notebooks": NOTEBOOKS,
     # Independent reference implementations that the parity tests compare against when
     # installed; golden fixtures stand in for them otherwise.
     # The torch.nn.Module wrapper of the HEAR API (audiolm_pt.hear_torch).
