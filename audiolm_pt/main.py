@@ -11,6 +11,7 @@ auto-detection on TPU pods and SLURM); each process reads its share of the globa
 `jax.make_array_from_process_local_data` assembles the global arrays.
 """
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -55,6 +56,7 @@ SECTIONS = (
     "data",
     "evals",
 )
+DATA_INFO_NAME = "data_info.json"
 DATA_KEYS = ("source", "tfds_names", "data_dir", "train_split", "eval_split", "pipeline")
 
 
@@ -100,6 +102,14 @@ def make_iterator(config: ml_collections.ConfigDict, model: ModelConfig, split: 
         raise ValueError(f"data.source={data.source!r}: expected 'synthetic' or 'tfds'")
     from audiolm_pt.data import pipeline  # the data stack, only when real data is read
 
+    return pipeline.make_iterator(*_tfds_sources(config, split))
+
+
+def _tfds_sources(config: ml_collections.ConfigDict, split: str) -> tuple[dict[str, Any], Any]:
+    """(TFDS sources of `split`, the pipeline config reading them)."""
+    from audiolm_pt.data import pipeline
+
+    data = config.data
     pipeline_values = {**plain(data.pipeline), "train": split == "train"}
     cfg = pipeline.PipelineConfig.from_dict(pipeline_values)
     split_name = data.train_split if split == "train" else data.eval_split
@@ -107,7 +117,19 @@ def make_iterator(config: ml_collections.ConfigDict, model: ModelConfig, split: 
         name: pipeline.tfds_source(name, split_name, data.data_dir or None)
         for name in data.tfds_names
     }
-    return pipeline.make_iterator(sources, cfg)
+    return sources, cfg
+
+
+def write_data_info(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """`workdir/data_info.json`: per training source {"records", "kept", "fraction"}, so a
+    run's training-set size is read from the run, not recomputed (TFDS data only)."""
+    if config.data.source != "tfds":
+        return
+    from audiolm_pt.data import pipeline
+
+    info = pipeline.source_sizes(*_tfds_sources(config, "train"))
+    with open(os.path.join(workdir, DATA_INFO_NAME), "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2, sort_keys=True)
 
 
 def load_tokenizer(config: ml_collections.ConfigDict) -> Any | None:
@@ -174,6 +196,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         # Evaluators and `audiolm_pt.load` rebuild the model and its data from this file.
         with open(os.path.join(workdir, CONFIG_NAME), "w", encoding="utf-8") as f:
             f.write(config.to_json(indent=2))
+        write_data_info(config, workdir)
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), ckpt_cfg)
     try:
         return loop.train(

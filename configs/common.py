@@ -95,6 +95,9 @@ def get_config(objective: str, size: str, num_labels: int = 0) -> ml_collections
             "tokenizer": "",
             "seed": 0,
             "num_workers": -1,
+            # Nested training subsets for data-scaling sweeps (see PipelineConfig).
+            "data_fraction": 1.0,
+            "data_fraction_seed": 0,
         },
     }
     config.evals = ml_collections.ConfigDict()

@@ -2,6 +2,7 @@
 mixtures, buckets, bad-input counters, config validation."""
 
 import collections
+import itertools
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from audiolm_pt.audio import FbankConfig, fbank_np
 from audiolm_pt.data import transforms
-from audiolm_pt.data.pipeline import make_iterator, pad_frames
+from audiolm_pt.data.pipeline import label_vocab, make_iterator, pad_frames, source_sizes
 from audiolm_pt.data.pipeline_config import PipelineConfig
 from audiolm_pt.text import train_sentencepiece
 
@@ -320,3 +321,97 @@ def test_config_rejects_unknown_and_bad_keys():
     bad_fbank = PipelineConfig(fbank={"bogus": 1}, fbank_on_the_fly=True, num_workers=0)
     with pytest.raises(TypeError, match="bogus"):
         make_iterator({"a": SOURCE}, bad_fbank, process_count=1)
+
+
+def _seen(sources, cfg) -> list[int]:
+    """Every clip id of a finite stream, in order (batch size 1)."""
+    it = make_iterator(sources, cfg, process_index=0, process_count=1)
+    try:
+        return [i for batch in it for i in _ids(batch)]
+    finally:
+        it.close()
+
+
+# round(f * 40), at least 1, half to even: 0.0625 * 40 = 2.5 -> 2, 0.01 * 40 = 0.4 -> 1.
+FRACTION_COUNTS = {0.01: 1, 0.0625: 2, 0.1: 4, 0.25: 10, 0.3: 12, 0.5: 20, 1.0: 40}
+
+
+def test_data_fractions_are_nested_with_exact_counts():
+    kept = {}
+    for fraction, count in FRACTION_COUNTS.items():
+        cfg = _cfg(global_batch_size=1, num_epochs=1, data_fraction=fraction, seed=5)
+        ids = _seen({"a": SOURCE}, cfg)
+        assert len(ids) == len(set(ids)) == count
+        assert source_sizes({"a": SOURCE}, cfg) == {
+            "a": {"records": 40, "kept": count, "fraction": fraction}
+        }
+        kept[fraction] = set(ids)
+    fractions = sorted(kept)
+    for small, large in itertools.pairwise(fractions):
+        assert kept[small] < kept[large]
+    assert kept[1.0] == set(range(40))
+
+
+def test_data_fraction_subset_ignores_the_shuffle_seed_and_every_epoch_reuses_it():
+    def run(**kw):
+        return _seen({"a": SOURCE}, _cfg(global_batch_size=1, data_fraction=0.3, **kw))
+
+    first = run(num_epochs=3, seed=0)
+    other_seed = run(num_epochs=3, seed=1)
+    assert first != other_seed  # a different order ...
+    assert set(first) == set(other_seed)  # ... of the same 12 clips,
+    assert collections.Counter(first) == dict.fromkeys(set(first), 3)  # each once per epoch
+    assert set(run(num_epochs=1, seed=0, data_fraction_seed=1)) != set(first)
+    # Sources are cut independently: the same records under another name keep others.
+    renamed = _seen({"b": SOURCE}, _cfg(global_batch_size=1, data_fraction=0.3, num_epochs=1))
+    assert len(renamed) == 12
+    assert set(renamed) != set(first)
+
+
+def test_evaluation_reads_every_record_whatever_the_fraction():
+    cfg = _cfg(global_batch_size=1, train=False, data_fraction=0.1)
+    assert _seen({"a": SOURCE}, cfg) == list(range(40))  # in order, all of them
+    assert source_sizes({"a": SOURCE}, cfg)["a"] == {"records": 40, "kept": 40, "fraction": 1.0}
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5])
+def test_bad_data_fraction_fails_naming_the_key(fraction):
+    with pytest.raises(ValueError, match="data_fraction"):
+        PipelineConfig.from_dict({"data_fraction": fraction})
+
+
+def _tagged(i: int, mood: str) -> dict:
+    return _example(
+        i,
+        label_keys=["event", "event", "mood"],
+        label_values=[WORDS[i % 5].split()[-1], "noise", mood],
+    )
+
+
+def test_several_label_tasks_prefix_labels_with_their_task():
+    source = [_tagged(0, "calm"), _tagged(1, "noise"), _example(2)]  # clip 2 has no mood
+    vocab = label_vocab(source, "event, mood")
+    assert vocab == (
+        "event:barks",
+        "event:falls",
+        "event:noise",
+        "event:speaks",
+        "mood:calm",
+        "mood:noise",
+    )
+    assert label_vocab(source, "event") == ("barks", "falls", "noise", "speaks")
+    cfg = _cfg(global_batch_size=3, train=False, label_task="event,mood", label_vocab=vocab)
+    (batch,), _ = _run({"a": source}, cfg, 1)
+    expected = {
+        0: [1, 0, 1, 0, 1, 0],  # barks, noise; calm
+        1: [0, 1, 1, 0, 0, 1],  # falls, noise; mood "noise" is not event "noise"
+        2: [0, 0, 1, 1, 0, 0],  # speaks, noise; no mood
+    }
+    for row, i in enumerate(_ids(batch)):
+        np.testing.assert_array_equal(batch["labels"][row], expected[i])
+
+
+@pytest.mark.parametrize("label_task", ["event,,mood", "event,event", ","])
+def test_bad_label_task_lists_fail_naming_the_key(label_task):
+    with pytest.raises(ValueError, match="label_task"):
+        PipelineConfig(label_task=label_task, label_vocab=("x",))

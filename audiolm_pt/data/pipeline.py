@@ -8,6 +8,9 @@ then process ``p`` of ``P`` takes positions ``p, p+P, ...``. Process ``p``'s k-t
 those of the other processes together hold positions ``[k·G, (k+1)·G)`` of the single-process
 stream (G = global batch), less skipped records.
 
+With ``data_fraction`` < 1 a training source is first cut to a nested subset (see
+``PipelineConfig``); ``source_sizes`` reports what each source kept.
+
 Batches are numpy dicts with the keys of ``schema.BATCH_KEYS`` (text keys when a tokenizer is
 configured, ``labels`` when a label task is). With ``bucket_frames`` a batch's frame axis is the
 smallest bucket holding its longest clip; hosts may then differ, so multi-host trainers agree
@@ -15,7 +18,9 @@ on the largest and call ``pad_frames`` (or leave buckets off).
 """
 
 import collections
-from collections.abc import Callable, Mapping, Sequence
+import logging
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import grain
@@ -25,9 +30,11 @@ from absl import flags
 
 from audiolm_pt.audio import FbankConfig
 from audiolm_pt.data import transforms
-from audiolm_pt.data.pipeline_config import PipelineConfig
-from audiolm_pt.data.processing import ExampleProcessor, Processed, WaveformFbank
+from audiolm_pt.data.pipeline_config import PipelineConfig, kept_records, split_label_tasks
+from audiolm_pt.data.processing import ExampleProcessor, Processed, WaveformFbank, task_labels
 from audiolm_pt.text import Tokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
 
 
 def make_dataset(
@@ -84,6 +91,30 @@ def tfds_source(name: str, split: str, data_dir: str | None = None) -> Sequence[
     return tfds.data_source(name, split=split, data_dir=data_dir)
 
 
+def source_sizes(
+    sources: Mapping[str, Sequence[Any]], cfg: PipelineConfig
+) -> dict[str, dict[str, Any]]:
+    """{source: {"records": n, "kept": records the stream reads, "fraction": data_fraction}}."""
+    fraction = cfg.data_fraction if cfg.train else 1.0
+    return {
+        name: {
+            "records": len(source),
+            "kept": kept_records(len(source), fraction),
+            "fraction": fraction,
+        }
+        for name, source in sorted(sources.items())
+    }
+
+
+def label_vocab(records: Iterable[Mapping[str, Any]], label_task: str) -> tuple[str, ...]:
+    """The sorted tagging vocabulary of ``label_task`` (one task or several, comma-separated;
+    see ``PipelineConfig``) over ``records``, e.g. a ``tfds_source`` training split."""
+    tasks = split_label_tasks(label_task)
+    if not tasks:
+        raise ValueError("label_vocab needs a label task")
+    return tuple(sorted({label for record in records for label in task_labels(record, tasks)}))
+
+
 def pad_frames(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.ndarray]:
     """``batch`` with its frame axis zero-padded to ``num_frames`` (at least its own)."""
     extra = num_frames - batch["features"].shape[1]
@@ -110,6 +141,8 @@ def _mixed_stream(sources: Mapping[str, Sequence[Any]], cfg: PipelineConfig) -> 
     for i, (name, source) in enumerate(sorted(sources.items())):
         if len(source) == 0:
             raise ValueError(f"data source {name!r} is empty")
+        if cfg.train and cfg.data_fraction < 1.0:
+            source = _fraction_of(source, name, cfg)
         ds = grain.MapDataset.source(source)
         if cfg.train:
             ds = ds.shuffle(seed=int(np.random.SeedSequence([cfg.seed, i]).generate_state(1)[0]))
@@ -118,6 +151,37 @@ def _mixed_stream(sources: Mapping[str, Sequence[Any]], cfg: PipelineConfig) -> 
         return streams[0]
     weights = [cfg.mixture_weights.get(name, 1.0) for name in sorted(sources)]
     return grain.MapDataset.mix(streams, weights)
+
+
+def _fraction_of(source: Sequence[Any], name: str, cfg: PipelineConfig) -> "_Subset":
+    """The first records of one permutation drawn from (``data_fraction_seed``, source name):
+    a smaller fraction keeps a prefix of a larger one's records. (Grain's shuffle-then-slice
+    would draw a new subset every epoch.)"""
+    kept = kept_records(len(source), cfg.data_fraction)
+    rng = np.random.default_rng([cfg.data_fraction_seed, zlib.crc32(name.encode())])
+    log.info(
+        "source %s: training on %d of %d records (data_fraction=%g, data_fraction_seed=%d)",
+        name,
+        kept,
+        len(source),
+        cfg.data_fraction,
+        cfg.data_fraction_seed,
+    )
+    return _Subset(source, np.sort(rng.permutation(len(source))[:kept]))
+
+
+class _Subset:
+    """Random access to the records ``indices`` of ``source``."""
+
+    def __init__(self, source: Sequence[Any], indices: np.ndarray):
+        self._source = source
+        self._indices = indices
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, index: int) -> Any:
+        return self._source[int(self._indices[index])]
 
 
 class _Collate:

@@ -24,7 +24,12 @@ class PipelineConfig:
     " and "; labels mix with the same weights.
     Text (when ``tokenizer`` is set): one caption per example and epoch, drawn with
     ``caption_style_weights``; encoder and decoder arrays of ``max_text_len``.
-    Sources: ``mixture_weights`` {source name: weight}; empty means equal weights.
+    Sources: ``mixture_weights`` {source name: weight}; empty means equal weights. In
+    training each source keeps ``kept_records(n, data_fraction)`` of its ``n`` records: the
+    first ones of a permutation fixed by ``data_fraction_seed`` alone, so smaller fractions
+    are nested in larger ones whatever ``seed`` shuffles. Evaluation reads every record.
+    Labels: ``label_task`` names one label task, or several separated by commas; with several,
+    ``label_vocab`` entries are "task:label".
     Workers: -1 picks a default from the number of CPU cores.
     """
 
@@ -51,6 +56,8 @@ class PipelineConfig:
     label_task: str = ""
     label_vocab: tuple[str, ...] = ()
     mixture_weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    data_fraction: float = 1.0
+    data_fraction_seed: int = 0
     num_workers: int = -1
     worker_buffer_size: int = 2
     read_threads: int = -1
@@ -94,9 +101,19 @@ class PipelineConfig:
         _require(
             bool(self.label_task) == bool(self.label_vocab), "label_vocab", "goes with label_task"
         )
+        _require(
+            all(self.label_tasks) and len(set(self.label_tasks)) == len(self.label_tasks),
+            "label_task",
+            "must be distinct task names separated by commas",
+        )
+        _require(0.0 < self.data_fraction <= 1.0, "data_fraction", "must be in (0, 1]")
         _require(self.num_workers >= -1, "num_workers", "must be >= 0, or -1 for the default")
         _require(self.read_threads == -1 or self.read_threads > 0, "read_threads", "> 0 or -1")
         _require(self.read_buffer_size > 0, "read_buffer_size", "must be > 0")
+
+    @property
+    def label_tasks(self) -> tuple[str, ...]:
+        return split_label_tasks(self.label_task)
 
     def per_host_batch_size(self, process_count: int) -> int:
         if self.global_batch_size % process_count:
@@ -114,6 +131,17 @@ class PipelineConfig:
 
     def resolved_read_threads(self) -> int:
         return self.read_threads if self.read_threads > 0 else min(os.cpu_count() or 1, 16)
+
+
+def split_label_tasks(label_task: str) -> tuple[str, ...]:
+    """The task names in a ``label_task`` value (empty when it is empty)."""
+    return tuple(t.strip() for t in label_task.split(",")) if label_task else ()
+
+
+def kept_records(num_records: int, fraction: float) -> int:
+    """How many of a source's ``num_records`` a training ``data_fraction`` keeps (at least
+    one; Python's round, half to even)."""
+    return max(1, round(fraction * num_records))
 
 
 def _require(ok: bool, key: str, message: str) -> None:

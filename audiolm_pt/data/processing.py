@@ -37,6 +37,15 @@ class WaveformFbank:
         return num_fbank_frames(num_samples, self.cfg)
 
 
+def task_labels(record: dict[str, Any], tasks: Sequence[str]) -> list[str]:
+    """A record's labels of ``tasks`` as tagging-vocabulary entries: the bare labels for one
+    task, "task:label" for several (so equal labels of different tasks stay apart)."""
+    grouped = labels_of(record)
+    if len(tasks) == 1:
+        return list(grouped.get(tasks[0], []))
+    return [f"{task}:{label}" for task in tasks for label in grouped.get(task, [])]
+
+
 class _SkipError(Exception):
     """A record unusable for a named reason."""
 
@@ -110,7 +119,7 @@ class ExampleProcessor:
                 raise _SkipError("no_caption")
         clip["labels"] = None
         if self.cfg.label_task:
-            labels = labels_of(record).get(self.cfg.label_task, [])
+            labels = task_labels(record, self.cfg.label_tasks)
             clip["labels"] = transforms.multi_hot(labels, self._label_index)
         return clip
 

@@ -90,8 +90,12 @@ class Inference:
         return self._merge(state).text_embedding(tokens, mask)
 
     def _logprob_fn(self, state, features, mask, inputs, targets, target_mask):
+        """One clip ([1, W, M]) encoded once and shared by every text row."""
         model = self._merge(state)
         frames, frame_mask = model.encode_audio(features, mask)
+        rows = inputs.shape[0]
+        frames = jnp.broadcast_to(frames, (rows, *frames.shape[1:]))
+        frame_mask = jnp.broadcast_to(frame_mask, (rows, *frame_mask.shape[1:]))
         parallel = jnp.zeros((inputs.shape[0],), bool)
         logits = model.caption_logits(frames, frame_mask, inputs, target_mask, parallel)
         logp = jax.nn.log_softmax(logits, axis=-1)
@@ -183,12 +187,10 @@ class Inference:
                 k: _pad_rows(np.stack([a[k] for a in arrays]), self.batch_size)
                 for k in ("decoder_inputs", "decoder_targets", "decoder_mask")
             }
-            fb = np.broadcast_to(feats, (self.batch_size, *feats.shape))
-            mb = np.broadcast_to(mask, (self.batch_size, *mask.shape))
             scores = self._logprob(
                 self._state,
-                fb,
-                mb,
+                feats[None],
+                mask[None],
                 stacked["decoder_inputs"],
                 stacked["decoder_targets"],
                 stacked["decoder_mask"],
