@@ -4,24 +4,29 @@ when torch is missing). Prints a table, writes benchmarks/results/input_pipeline
 
     python -m audiolm_pt.data.builders --format=demo --source_dir=/tmp/demo1k \
         --data_dir=/tmp/demo_tfds --store_waveform
-    python benchmarks/input_pipeline.py --data_dir=/tmp/demo_tfds
+    python benchmarks/input_pipeline.py --data_dir=/tmp/demo_tfds [--compare_step]
+
+`--compare_step` adds the pipeline against the train step's appetite on the same cores: for
+each of `--compare_configs`, the examples/s of the pipeline with the settings of
+configs/demo.py (its workers, tokenizer, augmentation) at the config's batch shape, over the
+examples/s its train step consumes with batches ready (`train_step.py`'s loop figure), both
+measured alone one after the other. Target: at least 3x.
 """
 
-import argparse
 import importlib.util
-import json
-import os
-import platform
 import time
-from pathlib import Path
+import types
+from typing import Any
 
+import common
+import jax
 import librosa
 import numpy as np
 
 from audiolm_pt.data.pipeline import make_iterator, tfds_source
 from audiolm_pt.data.pipeline_config import PipelineConfig
 
-RESULTS = Path(__file__).parent / "results" / "input_pipeline.json"
+COMPARE_CONFIGS = ("demo:contrastive", "contrastive:small")
 
 
 def _timed(batches, num_batches: int, batch_size: int) -> dict[str, float]:
@@ -100,8 +105,64 @@ def librosa_loop(source, args) -> dict[str, float]:
     return _timed(batches(), args.num_batches, args.batch_size)
 
 
+def compare_step(args) -> list[dict[str, Any]]:
+    """Pipeline examples/s over train-step examples/s, per config, on one device."""
+    import train_step  # the sibling benchmark; its imports stay off the plain run
+
+    from audiolm_pt import main as main_lib
+
+    on_cpu = jax.devices()[0].platform == "cpu"
+    dtype = "float32" if on_cpu else "bfloat16"
+    devices = jax.devices()[:1]
+    sizes = train_step.PEAK_SIZES["cpu" if on_cpu else "accelerator"]
+    if args.smoke:
+        sizes = (128, 256)
+    peak = train_step.measure_peaks(dtype, devices, sizes, 3)
+    peaks = {"measured": peak["flops_per_device"], "table": None}
+    step_args = types.SimpleNamespace(
+        steps=args.compare_steps, warmup=1, trace_dir="", data_dir="", dtype=dtype, remat=""
+    )
+    rows = []
+    for spec in common.split_specs(args.compare_configs):
+        shape = train_step.SMOKE_SHAPE if args.smoke else train_step.default_shape(spec, on_cpu)
+        case = common.make_case(spec, *shape, dtype=dtype)
+        config = train_step.demo_data_config(case, args.data_dir)
+        iterator = main_lib.make_iterator(config, case.model, "train")
+        try:
+            piped = _timed(iterator, args.num_batches, shape[0])
+            piped["skipped"] = dict(iterator.skipped)
+        finally:
+            iterator.close()
+        step = train_step.measure(case, devices, step_args)
+        train_step.add_utilisation(step, peaks)
+        rows.append(
+            {
+                "config": spec,
+                "shape": list(shape),
+                "pipeline_workers": config.data.pipeline.num_workers,
+                "pipeline_examples_per_s": piped["clips_per_s"],
+                "pipeline_skipped": piped["skipped"],
+                "step_examples_per_s": step["examples_per_s"],
+                "step_mfu_measured": step["mfu_measured"],
+                "ratio": piped["clips_per_s"] / step["examples_per_s"],
+            }
+        )
+    common.print_table(
+        rows,
+        (
+            ("config", "config", "s"),
+            ("shape", "BxFxT", lambda v: "x".join(map(str, v))),
+            ("pipeline_workers", "workers", "d"),
+            ("pipeline_examples_per_s", "pipeline ex/s", ".1f"),
+            ("step_examples_per_s", "step ex/s", ".1f"),
+            ("ratio", "ratio (target >= 3)", ".2f"),
+        ),
+    )
+    return rows
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = common.parser(__doc__.split("\n")[0], "input_pipeline")
     parser.add_argument("--data_dir", required=True, help="TFDS data_dir holding the demo build")
     parser.add_argument("--name", default="demo")
     parser.add_argument("--split", default="train")
@@ -109,19 +170,32 @@ def main() -> None:
     parser.add_argument("--num_batches", type=int, default=20)
     parser.add_argument("--max_frames", type=int, default=1000)
     parser.add_argument("--workers", default="0,1,2")
-    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--compare_step", action="store_true", help="pipeline vs train step")
+    parser.add_argument("--compare_configs", default=",".join(COMPARE_CONFIGS))
+    parser.add_argument("--compare_steps", type=int, default=5, help="timed train steps")
     args = parser.parse_args()
+    if args.smoke:
+        args.num_batches, args.workers, args.compare_steps = 2, "0", 2
+        args.compare_configs = "demo:contrastive,tiny"
+    meta = common.run_metadata()
     source = tfds_source(args.name, args.split, args.data_dir)
     workers = [int(w) for w in args.workers.split(",")]
+    # Without stored waveforms every record would be skipped and the fbank rows never finish.
+    has_waveform = np.size(source[0].get("waveform", ())) > 0
+    if not has_waveform:
+        print(
+            f"{args.data_dir}: no stored waveforms (build with --store_waveform); "
+            "on-the-fly fbank and librosa rows left out"
+        )
     rows = []
-    for mode in ("stored", "fbank"):
+    for mode in ("stored", "fbank") if has_waveform else ("stored",):
         for w in workers:
             rows.append(
                 {"pipeline": f"grain/{mode}", "workers": w, **grain_run(source, mode, w, args)}
             )
-    if importlib.util.find_spec("torch") is None:
+    if has_waveform and importlib.util.find_spec("torch") is None:
         rows.append({"pipeline": "librosa loop", "workers": 0, **librosa_loop(source, args)})
-    else:
+    elif has_waveform:
         for w in workers:
             rows.append({"pipeline": "torch+librosa", "workers": w, **torch_run(source, w, args)})
     for row in rows:
@@ -130,24 +204,26 @@ def main() -> None:
     for row in rows:
         if row["pipeline"] not in ("grain/stored", "grain/fbank") and row["workers"] in fbank:
             row["grain_fbank_over_this"] = fbank[row["workers"]] / row["clips_per_s"]
-    print(
-        f"{'pipeline':16} {'workers':>7} {'batch/s':>8} {'clips/s':>8} {'clips/s/core':>12} ratio"
+    common.print_table(
+        rows,
+        (
+            ("pipeline", "pipeline", "s"),
+            ("workers", "workers", "d"),
+            ("batches_per_s", "batch/s", ".2f"),
+            ("clips_per_s", "clips/s", ".1f"),
+            ("clips_per_s_per_core", "clips/s/core", ".1f"),
+            ("grain_fbank_over_this", "ratio", ".2f"),
+        ),
     )
-    for r in rows:
-        ratio = f"{r['grain_fbank_over_this']:.2f}" if "grain_fbank_over_this" in r else ""
-        print(
-            f"{r['pipeline']:16} {r['workers']:>7} {r['batches_per_s']:>8.2f} "
-            f"{r['clips_per_s']:>8.1f} {r['clips_per_s_per_core']:>12.1f} {ratio}"
-        )
-    report = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+    body = {
         "settings": vars(args),
         "num_clips": len(source),
+        "stored_waveforms": bool(has_waveform),
         "rows": rows,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    if args.compare_step:
+        body["compare_step"] = compare_step(args)
+    common.write_report(args.out, meta, body)
 
 
 if __name__ == "__main__":

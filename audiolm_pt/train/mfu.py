@@ -11,9 +11,12 @@ Peak figures are the vendors' dense (no structured sparsity) per-chip numbers:
 """
 
 import time
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from audiolm_pt.models.config import ModelConfig
 from audiolm_pt.models.flops import train_flops_per_example
@@ -49,11 +52,24 @@ def measure_matmul_peak(
 ) -> tuple[float, float]:
     """(FLOP/s, FLOPs per matmul) of the best of `repeats` timed [size, size] matmuls in
     `dtype` on one device: the practical ceiling where the table has no entry (CPUs)."""
-    device = device or jax.devices()[0]
+    return matmul_peak_per_device(dtype, size, repeats, [device or jax.devices()[0]])
+
+
+def matmul_peak_per_device(
+    dtype: str, size: int, repeats: int, devices: Sequence[jax.Device]
+) -> tuple[float, float]:
+    """(FLOP/s per device, FLOPs per matmul) of the best of `repeats` timed rounds in which
+    every device in `devices` multiplies its own [size, size] pair at once. Simulated CPU
+    devices share the host's cores, so the figure is what each gets when all are busy, as in
+    a data-parallel step."""
+    mesh = Mesh(np.asarray(devices), ("d",))
+    spread = NamedSharding(mesh, PartitionSpec("d"))
+    shape = (len(devices), size, size)
+    # Drawn in place, so no device ever holds every device's operands.
+    draw = jax.jit(lambda key: jax.random.normal(key, shape, dtype), out_shardings=spread)
     key_a, key_b = jax.random.split(jax.random.key(0))
-    a = jax.device_put(jax.random.normal(key_a, (size, size), dtype), device)
-    b = jax.device_put(jax.random.normal(key_b, (size, size), dtype), device)
-    matmul = jax.jit(jnp.matmul)
+    a, b = draw(key_a), draw(key_b)
+    matmul = jax.jit(jnp.matmul, out_shardings=spread)
     matmul(a, b).block_until_ready()
     best = float("inf")
     for _ in range(repeats):
@@ -62,6 +78,15 @@ def measure_matmul_peak(
         best = min(best, time.perf_counter() - start)
     flops = 2.0 * size**3
     return flops / best, flops
+
+
+def best_matmul_peak(
+    dtype: str, sizes: Sequence[int], repeats: int, devices: Sequence[jax.Device]
+) -> tuple[float, dict[int, float]]:
+    """The best per-device FLOP/s over square matmuls of several `sizes` (small ones are
+    latency-bound, large ones may fall out of cache), and the figure at each size."""
+    by_size = {s: matmul_peak_per_device(dtype, s, repeats, devices)[0] for s in sizes}
+    return max(by_size.values()), by_size
 
 
 def train_step_flops(
