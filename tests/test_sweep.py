@@ -611,7 +611,7 @@ def test_study_defaults_and_data_dir_from_the_environment(demo_tfds, monkeypatch
     fractions = sorted({p.tags["data_fraction"] for p in sweep.points if p.name != "tagging"})
     assert fractions == [0.1, 0.3, 1.0]
     assert len(sweep.points) == 13
-    assert {p.overrides["train.num_steps"] for p in sweep.points} == {600}
+    assert {p.overrides["train.num_steps"] for p in sweep.points} == {300}
     assert {p.overrides["data.data_dir"] for p in sweep.points} == {demo_tfds}
 
 

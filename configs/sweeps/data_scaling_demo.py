@@ -13,7 +13,8 @@ with a text encoder, captioning for models with a decoder).
     # 3. one tidy table of every run's training, held-out and evaluation metrics
     python -m audiolm_pt.collect --root=study_out/runs --csv
 
-The arg is "key=value,..." with keys steps (default 600), fractions ("+"-separated, default
+The arg is "key=value,..." with keys steps (default 300: about an hour for the 13 points on
+2 cores), fractions ("+"-separated, default
 0.1+0.3+1.0), seed (0) and data_dir (default $AUDIOLM_PT_STUDY_DATA_DIR, else
 study_out/tfds), e.g. `:steps=300,fractions=0.1+1.0`. The tagging run trains on the full
 training split with the labels of TAG_TASKS; its vocabulary is read from that split, so the
@@ -62,7 +63,7 @@ def get_sweep(arg: str | None = None) -> dict:
     values = parse_arg(
         arg,
         {
-            "steps": 600,
+            "steps": 300,
             "fractions": (0.1, 0.3, 1.0),
             "seed": 0,
             "data_dir": os.environ.get("AUDIOLM_PT_STUDY_DATA_DIR", "study_out/tfds"),
