@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from audiolm_pt.evaluate.registry import scalars
+from audiolm_pt.nested_scalars import scalars
 
 FIXED_HEAD = ("run", "sweep")
 FIXED_TAIL = (

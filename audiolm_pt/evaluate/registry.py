@@ -5,6 +5,8 @@ trainer's hook or in a config."""
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from audiolm_pt.nested_scalars import scalars  # noqa: F401  (registry.scalars stays public)
+
 Evaluator = Callable[..., dict[str, Any]]
 _REGISTRY: dict[str, Evaluator] = {}
 
@@ -37,15 +39,3 @@ def run_all(
         raise ValueError(f"options given for evaluators not run: {sorted(unknown)}")
     fns = {name: get(name) for name in evals}
     return {name: fn(context, **dict(options.get(name, {}))) for name, fn in fns.items()}
-
-
-def scalars(results: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Flattens the numeric leaves of nested results to {'a/b/c': value}."""
-    out = {}
-    for key, value in results.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(scalars(value, name + "/"))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            out[name] = float(value)
-    return out
