@@ -16,6 +16,9 @@ configs at their batch (halved until it fits) in bfloat16 on every device.
 What each timing means:
 - device: steady-state steps with the batch already on device, each waited for; the step's
   own efficiency (fusion, layouts, attention);
+- paired: rounds of (sustained matmul rate, device steps, rate again); each round's MFU is
+  against the rates taken just before and after it, which cancels the drift of a shared
+  machine's speed (this one's sustained matmul rate wanders by about 10% over seconds);
 - dispatch: time until the jitted call returns, host overhead paid every step;
 - loop: what `audiolm_pt.train.loop` does per step, with host batches ready in memory:
   transfer to device, dispatch, read the previous step's metrics. Headline steps/s,
@@ -146,6 +149,29 @@ def pipeline_feed(case: common.Case, trainer: Any, data_dir: str) -> tuple[Itera
     return main_lib.make_iterator(config, case.model, "train"), main_lib.make_to_global(trainer)
 
 
+def peak_now(devices: list, args: Any) -> float:
+    return mfu.sustained_matmul_rate(args.dtype, args.pair_size, args.pair_seconds, devices)
+
+
+def paired_rounds(
+    step: Callable, state: Any, batch: Any, flops: float, devices: list, args: Any
+) -> tuple[Any, dict[str, Any]]:
+    """`args.pairs` rounds of: the sustained matmul rate at `args.pair_size` over
+    `args.pair_seconds`, `args.steps` device steps, the rate again. Each round's MFU divides
+    its median step's FLOP/s by the mean of the two rates around it, so a machine whose speed
+    drifts (shared hosts, thermal limits) slows numerator and denominator alike; the best
+    peak of the whole run, used elsewhere, is the conservative figure."""
+    rounds = []
+    for _ in range(args.pairs):
+        before = peak_now(devices, args)
+        state, _, times = common.time_blocked(step, state, batch, args.steps)
+        seconds, peak = statistics.median(times), (before + peak_now(devices, args)) / 2
+        rounds.append(
+            {"step_s": seconds, "peak": peak, "mfu": flops / seconds / len(devices) / peak}
+        )
+    return state, {"rounds": rounds, "mfu": statistics.median(r["mfu"] for r in rounds)}
+
+
 def measure(case: common.Case, devices: list, args: Any) -> dict[str, Any]:
     """Every timing of one case (see the module docstring); `add_utilisation` turns them into
     FLOP/s and MFU once the peak is known."""
@@ -172,6 +198,7 @@ def measure(case: common.Case, devices: list, args: Any) -> dict[str, Any]:
     state, _, _ = common.time_blocked(trainer.step, state, batch, args.warmup)
     state, dispatch, device = common.time_blocked(trainer.step, state, batch, args.steps)
     device_s = statistics.median(device)
+    state, paired = paired_rounds(trainer.step, state, batch, flops, devices, args)
     batches = itertools.cycle(host)
     state, loop = host_loop(trainer.step, state, batches, to_device, args.steps, args.warmup)
     row = {
@@ -193,6 +220,7 @@ def measure(case: common.Case, devices: list, args: Any) -> dict[str, Any]:
         "device_step_s": device_s,
         "device_step_s_min": min(device),
         "device_step_s_all": device,
+        "device_paired": paired,
         "dispatch_s": statistics.median(dispatch),
         "loop": loop,
         "steps_per_s": 1.0 / loop["step_s"],
@@ -209,12 +237,16 @@ def measure(case: common.Case, devices: list, args: Any) -> dict[str, Any]:
         row["trace"] = path
     if args.data_dir:
         iterator, to_global = pipeline_feed(case, trainer, args.data_dir)
+        before = peak_now(devices, args)
         try:
             state, piped = host_loop(
                 trainer.step, state, iterator, to_global, args.steps, args.warmup
             )
         finally:
             iterator.close()
+        # The end-to-end loop's own paired figure (see `paired_rounds`).
+        peak = (before + peak_now(devices, args)) / 2
+        piped["mfu_paired"] = flops / piped["step_s"] / n / peak
         piped["examples_per_s"] = batch_size / piped["step_s"]
         piped["skipped"] = dict(getattr(iterator, "skipped", {}))
         row["pipeline"] = piped
@@ -277,11 +309,13 @@ COLUMNS = (
     ("mfu_table", "MFU(table)", _pct),
     ("device_step_s", "device ms", _ms),
     ("device_mfu", "MFU(device)", _pct),
+    ("paired_mfu", "MFU(paired)", _pct),
     ("dispatch_s", "dispatch ms", _ms),
     ("loop_s", "loop ms", _ms),
     ("data_wait_s", "data wait ms", _ms),
     ("e2e_examples_per_s", "e2e ex/s", ".4g"),
     ("e2e_mfu", "MFU(e2e)", _pct),
+    ("e2e_paired_mfu", "MFU(e2e,paired)", _pct),
 )
 
 
@@ -294,10 +328,12 @@ def table_row(row: dict[str, Any]) -> dict[str, Any]:
         "shape": f"{row['batch']}x{row['frames']}x{row['tokens']}",
         "gflop": row["flops_per_step"] / 1e9,
         "device_mfu": row["device"]["mfu_measured"],
+        "paired_mfu": row["device_paired"]["mfu"],
         "loop_s": row["loop"]["step_s"],
         "data_wait_s": piped.get("data_wait_s"),
         "e2e_examples_per_s": piped.get("examples_per_s"),
         "e2e_mfu": piped.get("mfu_measured"),
+        "e2e_paired_mfu": piped.get("mfu_paired"),
     }
 
 
@@ -316,6 +352,9 @@ def main() -> None:
     p.add_argument("--trace_dir", default="", help="write a jax.profiler trace per config")
     p.add_argument("--peak_sizes", default="", help="square matmul sizes for the peak")
     p.add_argument("--peak_repeats", type=int, default=5)
+    p.add_argument("--pairs", type=int, default=3, help="rounds of peak, steps, peak")
+    p.add_argument("--pair_size", type=int, default=0, help="matmul size of the paired peaks")
+    p.add_argument("--pair_seconds", type=float, default=1.0, help="window of each paired peak")
     args = p.parse_args()
     common.use_cpu_devices(args.devices)
     meta = common.run_metadata()
@@ -325,6 +364,8 @@ def main() -> None:
         args.batch, args.frames, args.tokens = args.batch or 4, args.frames or 64, args.tokens or 8
         args.steps, args.warmup = min(args.steps, 2), min(args.warmup, 1)
         args.peak_sizes, args.peak_repeats = args.peak_sizes or "128,256", 2
+        args.pairs, args.pair_size = min(args.pairs, 2), args.pair_size or 128
+        args.pair_seconds = min(args.pair_seconds, 0.05)
     default_specs = CPU_CONFIGS if on_cpu else ACCELERATOR_CONFIGS
     specs = common.split_specs(args.configs) if args.configs else default_specs
     args.dtype = args.dtype or ("float32" if on_cpu else "bfloat16")
@@ -344,6 +385,8 @@ def main() -> None:
             o or d for o, d in zip((args.batch, args.frames, args.tokens), default, strict=True)
         )
         measured.append(measure_peaks(args.dtype, devices, sizes, args.peak_repeats))
+        by_size = measured[0]["by_size"]
+        args.pair_size = args.pair_size or int(max(by_size, key=by_size.get))
         try:
             row = measure_fitting(spec, shape, devices, args, halve=not on_cpu and not args.batch)
             add_utilisation(row, best_peaks(measured, table))

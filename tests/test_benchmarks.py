@@ -114,6 +114,15 @@ def test_matmul_peak_per_device_counts_each_devices_matmul():
     assert per_device > 0
 
 
+def test_sustained_matmul_rate_counts_matmuls_over_the_window(monkeypatch):
+    # A clock that advances 0.3 s per reading: the window closes at the fourth reading,
+    # after three matmuls, 1.2 s from the start.
+    clock = iter(0.3 * i for i in range(100))
+    monkeypatch.setattr(mfu.time, "perf_counter", lambda: next(clock))
+    rate = mfu.sustained_matmul_rate("float32", 64, 1.0, jax.devices()[:2])
+    assert rate == pytest.approx(2 * 64**3 * 3 / 1.2)
+
+
 def _replicated_bytes(abstract, shardings) -> int:
     leaves, specs = jax.tree.leaves(abstract), jax.tree.leaves(shardings)
     return sum(
@@ -179,6 +188,11 @@ def test_train_step_smoke_report_is_consistent(tmp_path):
     assert row["device"]["mfu_measured"] == pytest.approx(flops / device_s / n / used)
     assert row["host_overhead_s"] == pytest.approx(step_s - device_s)
     assert sum(row["mfu_budget"].values()) == pytest.approx(1.0)
+    paired = row["device_paired"]
+    assert len(paired["rounds"]) == 2
+    for r in paired["rounds"]:
+        assert r["mfu"] == pytest.approx(flops / r["step_s"] / n / r["peak"])
+    assert paired["mfu"] == pytest.approx(statistics.median(r["mfu"] for r in paired["rounds"]))
     # The compiler's FLOP count of the same step agrees with the analytic one within 35%
     # (elementwise work weighs more at this tiny shape than at real ones).
     assert 0.9 < row["xla_over_analytic"] < 1.35

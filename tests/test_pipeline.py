@@ -10,7 +10,13 @@ import pytest
 
 from audiolm_pt.audio import FbankConfig, fbank_np
 from audiolm_pt.data import transforms
-from audiolm_pt.data.pipeline import label_vocab, make_iterator, pad_frames, source_sizes
+from audiolm_pt.data.pipeline import (
+    NoUsableRecordsError,
+    label_vocab,
+    make_iterator,
+    pad_frames,
+    source_sizes,
+)
 from audiolm_pt.data.pipeline_config import PipelineConfig
 from audiolm_pt.text import train_sentencepiece
 
@@ -305,6 +311,22 @@ def test_on_the_fly_fbank_matches_fbank_of_the_stored_waveform():
     it = make_iterator({"a": source}, cfg, process_count=1)
     assert len(list(it)) == 4
     assert it.skipped == {"no_waveform": 1, "too_short": 1}
+
+
+def test_a_training_stream_with_no_usable_record_fails_naming_the_reasons():
+    # Training repeats for ever: without the bound it would spin without a batch.
+    source = [_example(i) for i in range(6)]  # no stored waveform to compute features from
+    cfg = _cfg(fbank_on_the_fly=True, global_batch_size=2)
+    with pytest.raises(NoUsableRecordsError, match=r"7 records in a row.*'no_waveform': 7"):
+        _run({"a": source}, cfg, 1)
+
+
+def test_skips_in_a_row_reset_at_each_usable_record():
+    # Two usable records in 40, in a repeating training stream: batches keep coming.
+    source = [_example(i, num_frames=0) for i in range(38)] + [_example(1), _example(2)]
+    batches, skipped = _run({"a": source}, _cfg(global_batch_size=2), 3)
+    assert len(batches) == 3
+    assert skipped["too_short"] >= 38
 
 
 def test_config_rejects_unknown_and_bad_keys():

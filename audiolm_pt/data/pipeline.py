@@ -62,7 +62,16 @@ def make_dataset(
         num_threads=cfg.resolved_read_threads(), prefetch_buffer_size=cfg.read_buffer_size
     )
     ds = positions.map(processor).to_iter_dataset(read)
-    ds = CountingBatchDataset(ds, batch_size, _Collate(cfg), drop_remainder=cfg.train)
+    # One pass over every source's kept records on this host: a stream that skips that many
+    # in a row has nothing usable, and would otherwise spin for ever in training.
+    one_pass = sum(s["kept"] for s in source_sizes(sources, cfg).values())
+    ds = CountingBatchDataset(
+        ds,
+        batch_size,
+        _Collate(cfg),
+        drop_remainder=cfg.train,
+        max_consecutive_skips=-(-one_pass // process_count),
+    )
     workers = cfg.resolved_num_workers()
     if workers:
         # Grain's worker start-up reads an absl flag; outside absl.app nothing parsed them.
@@ -204,10 +213,16 @@ class _Collate:
         return batch
 
 
+class NoUsableRecordsError(RuntimeError):
+    """Every record of a whole pass over the sources was skipped."""
+
+
 class CountingBatchDataset(grain.IterDataset):
     """Batches ``Processed`` elements, leaving out skipped ones; each element is
     (batch or None, {reason: count} for the records consumed to make it). A None batch
-    carries the counts of a tail too short for a batch, so no skip goes uncounted."""
+    carries the counts of a tail too short for a batch, so no skip goes uncounted.
+    More than ``max_consecutive_skips`` skipped records in a row raise
+    ``NoUsableRecordsError`` with the reasons."""
 
     def __init__(
         self,
@@ -215,24 +230,24 @@ class CountingBatchDataset(grain.IterDataset):
         batch_size: int,
         collate: Callable[[Sequence[dict]], dict],
         drop_remainder: bool,
+        max_consecutive_skips: int,
     ):
         super().__init__(parent)
-        self._batch_size = batch_size
-        self._collate = collate
-        self._drop_remainder = drop_remainder
+        self._args = (batch_size, collate, drop_remainder, max_consecutive_skips)
 
     def __iter__(self) -> grain.DatasetIterator:
-        return _CountingBatchIterator(
-            self._parent.__iter__(), self._batch_size, self._collate, self._drop_remainder
-        )
+        return _CountingBatchIterator(self._parent.__iter__(), *self._args)
 
 
 class _CountingBatchIterator(grain.DatasetIterator):
-    def __init__(self, parent, batch_size, collate, drop_remainder):
+    def __init__(self, parent, batch_size, collate, drop_remainder, max_consecutive_skips):
         super().__init__(parent)
         self._batch_size = batch_size
         self._collate = collate
         self._drop_remainder = drop_remainder
+        self._max_skips = max_consecutive_skips
+        self._skips_in_a_row = 0
+        self._reasons_in_a_row: collections.Counter = collections.Counter()
         self._exhausted = False
 
     def __next__(self) -> tuple[dict[str, np.ndarray] | None, dict[str, int]]:
@@ -248,6 +263,17 @@ class _CountingBatchIterator(grain.DatasetIterator):
             counts.update(item.notes)
             if item.example is not None:
                 examples.append(item.example)
+                self._skips_in_a_row = 0
+                self._reasons_in_a_row.clear()
+                continue
+            self._skips_in_a_row += 1
+            self._reasons_in_a_row.update(item.notes)
+            if self._skips_in_a_row > self._max_skips:
+                raise NoUsableRecordsError(
+                    f"the input pipeline skipped {self._skips_in_a_row} records in a row, more "
+                    f"than one pass over every source, without a usable one; reasons: "
+                    f"{dict(sorted(self._reasons_in_a_row.items()))}"
+                )
         full = len(examples) == self._batch_size or (examples and not self._drop_remainder)
         if full:
             return self._collate(examples), dict(counts)

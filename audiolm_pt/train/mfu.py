@@ -11,7 +11,7 @@ Peak figures are the vendors' dense (no structured sparsity) per-chip numbers:
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -55,13 +55,8 @@ def measure_matmul_peak(
     return matmul_peak_per_device(dtype, size, repeats, [device or jax.devices()[0]])
 
 
-def matmul_peak_per_device(
-    dtype: str, size: int, repeats: int, devices: Sequence[jax.Device]
-) -> tuple[float, float]:
-    """(FLOP/s per device, FLOPs per matmul) of the best of `repeats` timed rounds in which
-    every device in `devices` multiplies its own [size, size] pair at once. Simulated CPU
-    devices share the host's cores, so the figure is what each gets when all are busy, as in
-    a data-parallel step."""
+def _square_matmul(dtype: str, size: int, devices: Sequence[jax.Device]) -> Callable[[], jax.Array]:
+    """A call in which every device in `devices` multiplies its own [size, size] pair."""
     mesh = Mesh(np.asarray(devices), ("d",))
     spread = NamedSharding(mesh, PartitionSpec("d"))
     shape = (len(devices), size, size)
@@ -71,13 +66,38 @@ def matmul_peak_per_device(
     a, b = draw(key_a), draw(key_b)
     matmul = jax.jit(jnp.matmul, out_shardings=spread)
     matmul(a, b).block_until_ready()
+    return lambda: matmul(a, b).block_until_ready()
+
+
+def matmul_peak_per_device(
+    dtype: str, size: int, repeats: int, devices: Sequence[jax.Device]
+) -> tuple[float, float]:
+    """(FLOP/s per device, FLOPs per matmul) of the best of `repeats` timed rounds in which
+    every device in `devices` multiplies its own [size, size] pair at once. Simulated CPU
+    devices share the host's cores, so the figure is what each gets when all are busy, as in
+    a data-parallel step."""
+    run = _square_matmul(dtype, size, devices)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        matmul(a, b).block_until_ready()
+        run()
         best = min(best, time.perf_counter() - start)
     flops = 2.0 * size**3
     return flops / best, flops
+
+
+def sustained_matmul_rate(
+    dtype: str, size: int, seconds: float, devices: Sequence[jax.Device]
+) -> float:
+    """Mean FLOP/s per device over back-to-back [size, size] matmuls (as in
+    `matmul_peak_per_device`) for at least `seconds`: the peak as a sustained rate, to set
+    beside a train step timed over a similar window."""
+    run = _square_matmul(dtype, size, devices)
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds or count == 0:
+        run()
+        count += 1
+    return 2.0 * size**3 * count / elapsed
 
 
 def best_matmul_peak(
