@@ -27,12 +27,10 @@ from audiolm_pt import strict_config
 from audiolm_pt.models.config import ModelConfig
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.run_config import CONFIG_NAME, model_config, plain
-from audiolm_pt.sharding import ShardingConfig
 from audiolm_pt.train import evaluators, loop, mfu, synthetic
-from audiolm_pt.train.build import Trainer, build_trainer
+from audiolm_pt.train.build import Trainer, build_from_config
 from audiolm_pt.train.checkpointing import CheckpointConfig, Checkpointer
 from audiolm_pt.train.metrics import MetricsLogger
-from audiolm_pt.train.optimizer import OptimizerConfig
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints and metrics go here.")
@@ -146,22 +144,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model = model_config(config, load_tokenizer(config))
     check_sections(config, model)
     objective = strict_config.from_dict(ObjectiveConfig, plain(config.objective), "objective")
-    optimizer = OptimizerConfig.from_dict(plain(config.optimizer))
-    sharding_cfg = strict_config.from_dict(ShardingConfig, plain(config.sharding), "sharding")
     ckpt_cfg = strict_config.from_dict(CheckpointConfig, plain(config.checkpoint), "checkpoint")
     train_values = plain(config.train)
-    num_microbatches = train_values.pop("num_microbatches", 1)
+    train_values.pop("num_microbatches", None)  # the trainer's, not the loop's
     loop_cfg = strict_config.from_dict(loop.LoopConfig, train_values, "train")
     data = config.data
-    trainer = build_trainer(
-        model,
-        objective,
-        optimizer,
-        sharding_cfg,
-        loop_cfg.num_steps,
-        seed=config.seed,
-        num_microbatches=num_microbatches,
-    )
+    trainer = build_from_config(config, model, loop_cfg.num_steps)
     to_global = make_to_global(trainer)
     iterator = make_iterator(config, model, "train")
     evals = []

@@ -6,21 +6,22 @@ Light on purpose: evaluators and `audiolm_pt.load` read runs through this module
 importing the trainer's metric writers (clu, TensorFlow).
 """
 
-from typing import Any
-
-import ml_collections
+from typing import TYPE_CHECKING, Any
 
 from audiolm_pt.models.config import ModelConfig
+
+if TYPE_CHECKING:  # the trainer's assembly imports this module where ml_collections may not be
+    import ml_collections
 
 CONFIG_NAME = "config.json"
 
 
 def plain(config: Any) -> Any:
     """A ConfigDict section as plain dicts; anything else unchanged."""
-    return config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config
+    return config.to_dict() if hasattr(config, "to_dict") else config
 
 
-def model_config(config: ml_collections.ConfigDict, tokenizer: Any | None) -> ModelConfig:
+def model_config(config: "ml_collections.ConfigDict", tokenizer: Any | None) -> ModelConfig:
     """The model config of experiment `config`, with the tokenizer's vocabulary and ids."""
     values = plain(config.model)
     if tokenizer is not None:

@@ -39,7 +39,7 @@ DEFAULT_RULES: Rules = (
     ("heads", "tensor"),
     ("vocab", "tensor"),
     ("kv", None),
-    ("joint", None),
+    ("joint", "fsdp"),
     ("labels", None),
     ("layers", None),
     ("conv_in", None),

@@ -160,23 +160,13 @@ def trainer_for(
 ) -> Any:
     """The trainer `audiolm_pt.main.run` would build for the case, on `devices`;
     `sharding_values` replace the config's mesh factors."""
-    from audiolm_pt import strict_config
-    from audiolm_pt.objectives import ObjectiveConfig
-    from audiolm_pt.run_config import plain
-    from audiolm_pt.sharding import ShardingConfig
-    from audiolm_pt.train.build import build_trainer
-    from audiolm_pt.train.optimizer import OptimizerConfig
+    from audiolm_pt.train.build import build_from_config
 
-    c = case.config
-    values = {**plain(c.sharding), **(sharding_values or {})}
-    return build_trainer(
+    return build_from_config(
+        case.config,
         case.model,
-        strict_config.from_dict(ObjectiveConfig, plain(c.objective), "objective"),
-        OptimizerConfig.from_dict(plain(c.optimizer)),
-        strict_config.from_dict(ShardingConfig, values, "sharding"),
         total_steps,
-        seed=c.seed,
-        num_microbatches=c.train.get("num_microbatches", 1),
+        sharding_overrides=sharding_values,
         devices=list(devices),
     )
 

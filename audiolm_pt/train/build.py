@@ -1,17 +1,20 @@
 """Assembles what a training run needs from its configs: mesh, optimizer and schedule, the
-state's abstract shape and shardings, the batch sharding and the jitted step."""
+state's abstract shape and shardings, the batch sharding and the jitted step, either from
+the parsed configs or from an experiment config (`build_from_config`)."""
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
-from audiolm_pt import sharding
+from audiolm_pt import sharding, strict_config
 from audiolm_pt.models.config import ModelConfig
 from audiolm_pt.objectives import ObjectiveConfig
+from audiolm_pt.run_config import plain
 from audiolm_pt.train import step as step_lib
 from audiolm_pt.train.optimizer import OptimizerConfig, make_optimizer
 
@@ -81,4 +84,29 @@ def build_trainer(
         step,
         init_fn,
         seed,
+    )
+
+
+def build_from_config(
+    config: Any,
+    model_cfg: ModelConfig,
+    total_steps: int,
+    *,
+    sharding_overrides: dict[str, Any] | None = None,
+    devices: list[jax.Device] | None = None,
+) -> Trainer:
+    """The trainer of experiment `config` (an ml_collections ConfigDict: its objective,
+    optimizer, sharding, seed and `train.num_microbatches`) for `model_cfg`;
+    `sharding_overrides` replace entries of its sharding section. Bad sections fail naming
+    the key."""
+    values = {**plain(config.sharding), **(sharding_overrides or {})}
+    return build_trainer(
+        model_cfg,
+        strict_config.from_dict(ObjectiveConfig, plain(config.objective), "objective"),
+        OptimizerConfig.from_dict(plain(config.optimizer)),
+        strict_config.from_dict(sharding.ShardingConfig, values, "sharding"),
+        total_steps,
+        seed=config.seed,
+        num_microbatches=config.train.get("num_microbatches", 1),
+        devices=devices,
     )
