@@ -25,7 +25,7 @@ import jax
 from audiolm_pt.train import mfu
 from audiolm_pt.train.synthetic_batch import synthetic_batch
 
-CONFIGS = ("demo:contrastive,tiny", "demo:contrastive", "contrastive:small")
+CONFIGS = ("demo:contrastive", "demo:contrastive,wide", "contrastive:small")
 BASE = (16, 500, 32)
 SWEEPS = {"batch": (8, 16, 32, 64), "frames": (250, 500, 1000), "tokens": (16, 32, 64)}
 DIMS = ("batch", "frames", "tokens")

@@ -8,10 +8,11 @@ data wait.
     python benchmarks/train_step.py --data_dir=/tmp/demo_run/tfds   # + the real pipeline
     python benchmarks/train_step.py --configs=hybrid:base --batch=128   # pick configs/shape
 
-Defaults: on CPU demo:{contrastive,captioning,hybrid} at their own shape (32 x 500 frames x
-32 tokens) and {contrastive,captioning,hybrid}:small at 16 x 1000 x 32 in float32 on one
-device (XLA's CPU client spreads one device's matmuls over all cores); on GPU/TPU the base
-configs at their batch (halved until it fits) in bfloat16 on every device.
+Defaults: on CPU demo:{contrastive,captioning,hybrid} and demo:contrastive,wide (width 256)
+at their own shape (32 x 500 frames x 32 tokens) and {contrastive,captioning,hybrid}:small at
+16 x 1000 x 32 in float32 on one device (XLA's CPU client spreads one device's matmuls over
+all cores); on GPU/TPU the base configs at their batch (halved until it fits) in bfloat16
+on every device.
 
 What each timing means:
 - device: steady-state steps with the batch already on device, each waited for; the step's
@@ -47,6 +48,7 @@ from audiolm_pt.train import mfu
 
 CPU_CONFIGS = (
     "demo:contrastive",
+    "demo:contrastive,wide",
     "demo:captioning",
     "demo:hybrid",
     "contrastive:small",
@@ -339,7 +341,7 @@ def table_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     p = common.parser(__doc__.split("\n")[0], "train_step")
-    p.add_argument("--configs", default="", help="name:arg,... e.g. demo:hybrid,tiny,hybrid:small")
+    p.add_argument("--configs", default="", help="name:arg,... e.g. demo:hybrid,wide,hybrid:small")
     p.add_argument("--devices", type=int, default=0, help="use N devices (CPU default 1, else all)")
     p.add_argument("--batch", type=int, default=0, help="global batch (default: by config)")
     p.add_argument("--frames", type=int, default=0)

@@ -51,11 +51,21 @@ def test_every_config_and_size_builds(name, size):
 
 
 @pytest.mark.parametrize("arg", ["contrastive", "siglip", "captioning", "hybrid"])
-def test_demo_config_builds(arg):
-    config = _load("demo", arg)
+@pytest.mark.parametrize("size", ["", ",tiny", ",wide"])
+def test_demo_config_builds(arg, size):
+    config = _load("demo", arg + size)
     model, objective, *_ = _sections(config)
     assert (model.objective, objective.objective) == (arg, arg)
     assert config.data.pipeline.tokenizer.endswith("demo_tokenizer.model")
+    width = 256 if size == ",wide" else 64
+    towers = (model.audio, model.text, model.decoder)
+    assert [t.transformer.width for t in towers] == [width] * 3
+    assert model.heads.joint_dim == width
+
+
+def test_demo_config_rejects_an_unknown_size():
+    with pytest.raises(ValueError, match="one of \\('tiny', 'wide'\\)"):
+        _load("demo", "contrastive,huge")
 
 
 def test_base_contrastive_is_the_study_recipe():
