@@ -164,6 +164,8 @@ def loss_memory(
     fits = {}
     for variant in LOSS_VARIANTS:
         mine = [p for p in points if p["variant"] == variant]
+        if len(mine) < 2:  # e.g. --device_counts=8: one batch size, no growth to fit
+            continue
         fit = common.fit_loglog([p["global_batch"] for p in mine], [p["temp_bytes"] for p in mine])
         fit["growth"] = growth(fit["slope"])
         fits[variant] = fit
