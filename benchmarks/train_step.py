@@ -32,6 +32,7 @@ or the synthetic loop without --data_dir) and what was lost in the step, to host
 to data wait (they add up to 1). The machine's load average at start and end is in `meta`.
 """
 
+import functools
 import itertools
 import os
 import statistics
@@ -151,8 +152,16 @@ def pipeline_feed(case: common.Case, trainer: Any, data_dir: str) -> tuple[Itera
     return main_lib.make_iterator(config, case.model, "train"), main_lib.make_to_global(trainer)
 
 
-def peak_now(devices: list, args: Any) -> float:
-    return mfu.sustained_matmul_rate(args.dtype, args.pair_size, args.pair_seconds, devices)
+def between_rates(block: Callable[[], Any], devices: list, args: Any) -> tuple[Any, float]:
+    """(`block()`, the mean of the sustained matmul rates at `args.pair_size` over
+    `args.pair_seconds` measured just before and just after it)."""
+
+    def rate() -> float:
+        return mfu.sustained_matmul_rate(args.dtype, args.pair_size, args.pair_seconds, devices)
+
+    before = rate()
+    result = block()
+    return result, (before + rate()) / 2
 
 
 def paired_rounds(
@@ -165,9 +174,9 @@ def paired_rounds(
     peak of the whole run, used elsewhere, is the conservative figure."""
     rounds = []
     for _ in range(args.pairs):
-        before = peak_now(devices, args)
-        state, _, times = common.time_blocked(step, state, batch, args.steps)
-        seconds, peak = statistics.median(times), (before + peak_now(devices, args)) / 2
+        timed = functools.partial(common.time_blocked, step, state, batch, args.steps)
+        (state, _, times), peak = between_rates(timed, devices, args)
+        seconds = statistics.median(times)
         rounds.append(
             {"step_s": seconds, "peak": peak, "mfu": flops / seconds / len(devices) / peak}
         )
@@ -239,15 +248,15 @@ def measure(case: common.Case, devices: list, args: Any) -> dict[str, Any]:
         row["trace"] = path
     if args.data_dir:
         iterator, to_global = pipeline_feed(case, trainer, args.data_dir)
-        before = peak_now(devices, args)
-        try:
-            state, piped = host_loop(
-                trainer.step, state, iterator, to_global, args.steps, args.warmup
-            )
-        finally:
-            iterator.close()
+
+        def piped_loop() -> tuple[Any, dict[str, float]]:
+            try:
+                return host_loop(trainer.step, state, iterator, to_global, args.steps, args.warmup)
+            finally:
+                iterator.close()
+
         # The end-to-end loop's own paired figure (see `paired_rounds`).
-        peak = (before + peak_now(devices, args)) / 2
+        (state, piped), peak = between_rates(piped_loop, devices, args)
         piped["mfu_paired"] = flops / piped["step_s"] / n / peak
         piped["examples_per_s"] = batch_size / piped["step_s"]
         piped["skipped"] = dict(getattr(iterator, "skipped", {}))
