@@ -26,7 +26,7 @@ from ml_collections import config_flags
 from audiolm_pt import strict_config
 from audiolm_pt.models.config import ModelConfig
 from audiolm_pt.objectives import ObjectiveConfig
-from audiolm_pt.run_config import CONFIG_NAME, model_config, plain
+from audiolm_pt.run_config import CONFIG_NAME, model_config, plain, use_pretrained_tokenizer
 from audiolm_pt.train import evaluators, loop, mfu, synthetic
 from audiolm_pt.train.build import Trainer, build_from_config
 from audiolm_pt.train.checkpointing import CheckpointConfig, Checkpointer
@@ -139,14 +139,44 @@ def load_tokenizer(config: ml_collections.ConfigDict) -> Any | None:
     return load(path)
 
 
+def text_cache_preparer(
+    config: ml_collections.ConfigDict, trainer: Trainer, tokenizer: Any, cache_dir: str
+) -> Callable[[dict[str, Any]], Callable[[dict], dict]]:
+    """`prepare(state)` for the loop: the locked text tower's cache over every caption the
+    training stream can draw (TFDS data; other sources fill it as captions arrive)."""
+    from audiolm_pt.train import text_cache
+
+    def prepare(state: dict[str, Any]) -> Callable[[dict], dict]:
+        captions = []
+        if config.data.source == "tfds":
+            from audiolm_pt.data import pipeline
+
+            captions = pipeline.caption_texts(*_tfds_sources(config, "train"))
+        max_len = config.data.pipeline.max_text_len
+        return text_cache.build(trainer, state, tokenizer, captions, max_len, cache_dir)
+
+    return prepare
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Trains according to `config`, writing to `workdir`; returns the final state."""
-    model = model_config(config, load_tokenizer(config))
+    use_pretrained_tokenizer(config)
+    tokenizer = load_tokenizer(config)
+    model = model_config(config, tokenizer)
+    if model.text.init_from and model.has_text_encoder:
+        log.info(
+            "text tower: %s (%s)",
+            model.text.init_from,
+            "locked" if model.text.locked else "trained",
+        )
+    elif model.has_text_encoder:
+        log.info("text tower: randomly initialised (model.text.init_from is empty)")
     check_sections(config, model)
     objective = strict_config.from_dict(ObjectiveConfig, plain(config.objective), "objective")
     ckpt_cfg = strict_config.from_dict(CheckpointConfig, plain(config.checkpoint), "checkpoint")
     train_values = plain(config.train)
     train_values.pop("num_microbatches", None)  # the trainer's, not the loop's
+    cache_dir = train_values.pop("text_cache_dir", "") or os.path.join(workdir, "text_cache")
     loop_cfg = strict_config.from_dict(loop.LoopConfig, train_values, "train")
     data = config.data
     trainer = build_from_config(config, model, loop_cfg.num_steps)
@@ -200,6 +230,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             peak_flops_per_device=peak,
             evals=tuple(evals),
             workdir=workdir,
+            prepare=(
+                text_cache_preparer(config, trainer, tokenizer, cache_dir)
+                if model.text.locked and model.has_text_encoder
+                else None
+            ),
         )
     finally:
         checkpointer.close()

@@ -23,6 +23,8 @@ Outputs = dict[str, Array]
 
 EMBEDDINGS = ("audio_emb", "text_emb")
 PARALLEL = "parallel"
+# Batch key of a locked text tower's pooled outputs, standing in for the caption tokens.
+TEXT_FEATURES = "text_features"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +99,8 @@ def embed(
 
 def _embeddings(model, batch, frames, frame_mask, text_key, deterministic):
     audio = model.audio_embedding(frames, frame_mask)
+    if TEXT_FEATURES in batch:  # a locked text tower's cached outputs
+        return audio, model.project_text(batch[TEXT_FEATURES])
     text = model.text_embedding(
         batch["text_tokens"], batch["text_mask"], deterministic=deterministic, rng=text_key
     )

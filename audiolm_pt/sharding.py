@@ -181,7 +181,8 @@ def tree_shardings(tree: Any, mesh: Mesh, rules: Rules) -> Any:
         if _is_variable(leaf):
             names = leaf.get_metadata().get("out_sharding")
             value = leaf.get_value()
-            if names and np.ndim(value):
+            # optax keeps an empty placeholder for a frozen parameter's moments: replicate it.
+            if names and np.ndim(value) and np.size(value):
                 spec = logical_to_spec(names, np.shape(value), rules, mesh, what=_path_str(path))
                 return leaf.replace(NamedSharding(mesh, spec))
             return leaf.replace(NamedSharding(mesh, PartitionSpec()))

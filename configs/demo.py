@@ -55,6 +55,12 @@ def get_config(arg: str | None = None):
     config.data.pipeline.max_frames = 500
     config.data.pipeline.max_text_len = 32
     config.data.pipeline.tokenizer = DEMO_TOKENIZER
+    # Objectives with a text tower use all-MiniLM-L6-v2, locked, with its own tokenizer.
+    text_dir = common.minilm_dir() if objective != "captioning" else ""
+    if text_dir:
+        config.model.text.init_from = text_dir
+        config.model.text.locked = True
+        config.data.pipeline.tokenizer = ""
     config.data.pipeline.num_workers = 1
     config.evals.heldout_loss = {"every_steps": 200, "num_batches": 4}
     if objective in ("captioning", "hybrid"):

@@ -1,6 +1,7 @@
 """The evaluators end to end on in-memory splits with tiny models: encodings independent of
 the batch size, the linear-probe evaluator recovering a planted spectral class through the
-log-mel baseline, every registered evaluator producing well-formed results, the side files
+log-mel baseline, its baseline columns against probes fitted here on independently computed
+statistics, every registered evaluator producing well-formed results, the side files
 for inspecting a run (zero-shot confusion counts, retrieval examples, caption samples with
 their features) checked against counts and rankings recomputed here, and merged per-step
 result files."""
@@ -13,10 +14,12 @@ import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
+from test_evaluate_handcrafted import dct_matrix
 
 from audiolm_pt import run_config
 from audiolm_pt.analysis import run_files
-from audiolm_pt.evaluate import registry, runner, zero_shot
+from audiolm_pt.evaluate import probe, registry, runner, zero_shot
+from audiolm_pt.evaluate import tasks as label_tasks
 from audiolm_pt.evaluate.checkpoint import Run
 from audiolm_pt.evaluate.context import Context
 from audiolm_pt.evaluate.data import Clip, Split, read_records
@@ -94,6 +97,52 @@ def test_probe_evaluator_recovers_planted_tone(tmp_path, splits):
     assert out["num_clips"] == {"train": 48, "valid": 20, "test": 24}
     assert out["unseen_label"]["test"] == 1  # the "buzz" clip: not a training class
     assert 0.2 < out["chance"] < 0.7
+
+
+def test_probe_reports_each_baseline_and_the_gain(tmp_path, splits):
+    context = Context(_run("contrastive", tmp_path), None, splits=splits)
+    out = registry.get("linear_probe")(
+        context, tasks=("tone",), poolings=("mean", "mean_std"), c_grid=(0.1, 1.0)
+    )["tone"]
+    task = label_tasks.LabelTask.from_clips("tone", splits["train"].clips)
+    data = {}
+    for role, split in splits.items():
+        target = label_tasks.targets(task, split.clips)
+        clips = [split.clips[i] for i in target.index]
+        data[role] = {
+            "logmel_stats": np.stack([np.r_[c.features.mean(0), c.features.std(0)] for c in clips]),
+            "mfcc_stats": np.stack(
+                [
+                    np.r_[m.mean(0), m.std(0)]
+                    for m in ((c.features @ dct_matrix(80).T)[:, :20] for c in clips)
+                ]
+            ),
+            "targets": target.multi_hot,
+        }
+    for name in ("logmel_stats", "mfcc_stats"):
+        expected = probe.linear_probe(
+            *[probe.ProbeData(data[r][name], data[r]["targets"]) for r in splits],
+            multi_label=False,
+            c_grid=(0.1, 1.0),
+        )
+        for pooling in ("mean", "mean_std"):
+            got = out[pooling]["baselines"][name]
+            assert got["test"] == pytest.approx(expected["test"])
+            assert got["C"] == expected["C"]
+    for pooling in ("mean", "mean_std"):
+        best = max(b["test"] for b in out[pooling]["baselines"].values())
+        assert out[pooling]["gain"] == pytest.approx(out[pooling]["test"] - best)
+    # the planted tone is a level in 20 log-mel bins: the log-mel statistics find it
+    assert out["mean"]["baselines"]["logmel_stats"]["test"] == 1.0
+
+
+def test_baseline_contexts_are_not_compared_with_themselves(tmp_path, splits):
+    context = Context(_run("contrastive", tmp_path), None, features="mfcc_stats", splits=splits)
+    out = registry.get("linear_probe")(context, tasks=("tone",), poolings=("mean",))["tone"]
+    assert "baselines" not in out["mean"]
+    assert out["mean"]["test"] > 0.9
+    with pytest.raises(ValueError, match=r"linear_probe\.baselines"):
+        registry.get("linear_probe")(context, tasks=("tone",), baselines=("chroma",))
 
 
 @pytest.fixture(scope="module")

@@ -180,17 +180,20 @@ def test_caption_style_weights_are_respected():
 
 
 def test_caption_arrays_hand_computed():
-    out = transforms.caption_arrays([7, 8, 9], max_len=5, pad_id=0, bos_id=2, eos_id=3)
-    np.testing.assert_array_equal(out["text_tokens"], [7, 8, 9, 0, 0])
-    np.testing.assert_array_equal(out["text_mask"], [1, 1, 1, 0, 0])
-    np.testing.assert_array_equal(out["decoder_inputs"], [2, 7, 8, 9, 0])
-    np.testing.assert_array_equal(out["decoder_targets"], [7, 8, 9, 3, 0])
-    np.testing.assert_array_equal(out["decoder_mask"], [1, 1, 1, 1, 0])
+    out = transforms.caption_arrays([7, 8, 9], max_len=6, pad_id=0, bos_id=2, eos_id=3)
+    np.testing.assert_array_equal(out["text_tokens"], [2, 7, 8, 9, 3, 0])
+    np.testing.assert_array_equal(out["text_mask"], [1, 1, 1, 1, 1, 0])
+    np.testing.assert_array_equal(out["decoder_inputs"], [2, 7, 8, 9, 0, 0])
+    np.testing.assert_array_equal(out["decoder_targets"], [7, 8, 9, 3, 0, 0])
+    np.testing.assert_array_equal(out["decoder_mask"], [1, 1, 1, 1, 0, 0])
     full = transforms.caption_arrays([4, 5, 6, 7], max_len=3, pad_id=0, bos_id=2, eos_id=3)
-    np.testing.assert_array_equal(full["text_tokens"], [4, 5, 6])
+    np.testing.assert_array_equal(full["text_tokens"], [2, 4, 3])
+    np.testing.assert_array_equal(full["text_mask"], [1, 1, 1])
     np.testing.assert_array_equal(full["decoder_inputs"], [2, 4, 5])
     np.testing.assert_array_equal(full["decoder_targets"], [4, 5, 6])
     np.testing.assert_array_equal(full["decoder_mask"], [1, 1, 1])
+    with pytest.raises(ValueError, match="max_text_len"):
+        transforms.caption_arrays([4], max_len=2, pad_id=0, bos_id=2, eos_id=3)
 
 
 def test_text_and_labels_in_batches(tokenizer):
@@ -203,8 +206,10 @@ def test_text_and_labels_in_batches(tokenizer):
     )
     (batch,), _ = _run({"a": SOURCE[:4]}, cfg, 1, tokenizer=tokenizer)
     for row, i in enumerate(_ids(batch)):
-        n = int(batch["text_mask"][row].sum())
-        assert tokenizer.decode(batch["text_tokens"][row, :n]) == WORDS[i % 5]
+        n = int(batch["text_mask"][row].sum()) - 2  # BOS and EOS around the caption
+        assert batch["text_tokens"][row, 0] == tokenizer.bos_id
+        assert batch["text_tokens"][row, n + 1] == tokenizer.eos_id
+        assert tokenizer.decode(batch["text_tokens"][row, 1 : n + 1]) == WORDS[i % 5]
         assert batch["decoder_inputs"][row, 0] == tokenizer.bos_id
         assert batch["decoder_targets"][row, n] == tokenizer.eos_id
         expected = [WORDS[i % 5].endswith(w) for w in ("barks", "falls")] + [True]

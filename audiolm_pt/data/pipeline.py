@@ -115,6 +115,27 @@ def source_sizes(
     }
 
 
+def caption_texts(sources: Mapping[str, Sequence[Any]], cfg: PipelineConfig) -> list[str]:
+    """Every caption the stream of ``cfg`` can draw from ``sources``: the captions of a style
+    of positive weight, of each source's kept records (records that cannot be read are left
+    for the stream to skip and count)."""
+    out = []
+    for name, source in sorted(sources.items()):
+        if cfg.train and cfg.data_fraction < 1.0:
+            source = _fraction_of(source, name, cfg)
+        for i in range(len(source)):
+            try:
+                record = source[i]
+                pairs = list(zip(record["captions"], record["caption_styles"], strict=True))
+            except Exception:  # the stream counts it when it meets it
+                continue
+            weights = cfg.caption_style_weights
+            out.extend(
+                transforms.as_str(c) for c, s in pairs if weights.get(transforms.as_str(s), 0) > 0
+            )
+    return out
+
+
 def label_vocab(records: Iterable[Mapping[str, Any]], label_task: str) -> tuple[str, ...]:
     """The sorted tagging vocabulary of ``label_task`` (one task or several, comma-separated;
     see ``PipelineConfig``) over ``records``, e.g. a ``tfds_source`` training split."""

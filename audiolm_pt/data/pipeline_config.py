@@ -69,9 +69,10 @@ class PipelineConfig:
         return strict_config.from_dict(cls, values)
 
     def __post_init__(self):
-        positive = ("global_batch_size", "max_frames", "max_text_len", "worker_buffer_size")
+        positive = ("global_batch_size", "max_frames", "worker_buffer_size")
         for key in positive:
             _require(getattr(self, key) > 0, key, "must be > 0")
+        _require(self.max_text_len >= 3, "max_text_len", "must be >= 3 (BOS, a token, EOS)")
         for key in ("time_masks", "max_time_mask", "freq_masks", "max_freq_mask"):
             _require(getattr(self, key) >= 0, key, "must be >= 0")
         _require(self.num_epochs is None or self.num_epochs > 0, "num_epochs", "must be > 0")

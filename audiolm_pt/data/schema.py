@@ -45,7 +45,7 @@ def _text(value: str | bytes) -> str:
 BATCH_KEYS = {
     "features": "float32 [B, T, n_mels] log-mel frames, cropped/padded to T",
     "feature_mask": "bool [B, T] True on valid frames",
-    "text_tokens": "int32 [B, L] caption tokens for the text encoder (no BOS/EOS added)",
+    "text_tokens": "int32 [B, L] caption tokens for the text encoder, BOS + caption + EOS",
     "text_mask": "bool [B, L]",
     "decoder_inputs": "int32 [B, L] BOS + caption tokens (teacher forcing input)",
     "decoder_targets": "int32 [B, L] caption tokens + EOS",

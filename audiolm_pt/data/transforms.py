@@ -78,12 +78,16 @@ def sample_caption(
 def caption_arrays(
     tokens: Sequence[int], max_len: int, pad_id: int, bos_id: int, eos_id: int
 ) -> dict[str, np.ndarray]:
-    """Encoder tokens (no BOS/EOS) and the teacher-forcing pair, all padded/truncated to
-    ``max_len``: inputs = BOS + tokens, targets = tokens + EOS (EOS is cut when the caption
-    fills ``max_len``)."""
+    """Encoder tokens and the teacher-forcing pair, all padded/truncated to ``max_len``:
+    encoder tokens = BOS + tokens + EOS (as BERT-style towers read [CLS] ... [SEP]; a caption
+    too long keeps its first ``max_len - 2`` tokens), decoder inputs = BOS + tokens, targets =
+    tokens + EOS (EOS is cut when the caption fills ``max_len``)."""
+    if max_len < 3:
+        raise ValueError(f"max_text_len={max_len}: room for BOS, EOS and a token needs >= 3")
     tokens = np.asarray(tokens, np.int32)
+    encoder = np.concatenate([[bos_id], tokens[: max_len - 2], [eos_id]]).astype(np.int32)
     text = np.full(max_len, pad_id, np.int32)
-    text[: min(len(tokens), max_len)] = tokens[:max_len]
+    text[: len(encoder)] = encoder
     inputs = np.full(max_len, pad_id, np.int32)
     targets = np.full(max_len, pad_id, np.int32)
     decoder_len = min(len(tokens) + 1, max_len)
@@ -92,7 +96,7 @@ def caption_arrays(
     positions = np.arange(max_len)
     return {
         "text_tokens": text,
-        "text_mask": positions < len(tokens),
+        "text_mask": positions < len(encoder),
         "decoder_inputs": inputs,
         "decoder_targets": targets,
         "decoder_mask": positions < decoder_len,

@@ -1,7 +1,9 @@
 """What every evaluator reads: the loaded run, its evaluation splits (read once) and each
 split's clip encodings (computed once), and where it may write side files for the step.
-`features` picks the representation: the model's encoder, or plain log-mel statistics
-(per-bin mean and std; frames = the log-mel frames), the no-learning baseline."""
+`features` picks the representation: the model's encoder, or one of the hand-crafted
+baselines of `handcrafted` (frames = log-mel or MFCC frames averaged to the encoder's 40 ms
+token rate, pooled = the full-rate frames' mean and std);
+`encoded(role, features=...)` reads another representation of the same clips."""
 
 import dataclasses
 import os
@@ -10,11 +12,12 @@ from collections.abc import Mapping
 import ml_collections
 import numpy as np
 
+from audiolm_pt.evaluate import handcrafted
 from audiolm_pt.evaluate.checkpoint import Run
 from audiolm_pt.evaluate.data import Clip, Split, read_split
 from audiolm_pt.evaluate.inference import Encoded, Inference
 
-FEATURES = ("model", "logmel_stats")
+FEATURES = ("model", *handcrafted.BASELINES)
 ROLES = ("train", "valid", "test")
 
 
@@ -38,11 +41,14 @@ class DataSpec:
         return dataclasses.replace(spec, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def logmel_stats(features: np.ndarray) -> Encoded:
+def handcrafted_encoding(features: np.ndarray, baseline: str) -> Encoded:
+    """A clip's baseline `baseline` (a key of `handcrafted.BASELINES`) as an `Encoded`."""
+    frames = handcrafted.BASELINES[baseline](features)
+    stride = handcrafted.FRAME_STRIDE
     return Encoded(
-        frames=np.asarray(features, np.float32),
-        times=np.arange(len(features)) * 0.01,
-        pooled=np.concatenate([features.mean(axis=0), features.std(axis=0)]).astype(np.float32),
+        frames=handcrafted.strided(frames, stride),
+        times=(np.arange(-(-len(frames) // stride)) * stride + (stride - 1) / 2) * 0.01,
+        pooled=handcrafted.mean_std(frames),
         embedding=None,
     )
 
@@ -68,7 +74,7 @@ class Context:
         )
         self.skipped: dict[str, dict[str, int]] = {}
         self._splits: dict[str, Split] = dict(splits or {})
-        self._encoded: dict[str, list[Encoded]] = {}
+        self._encoded: dict[tuple[str, str], list[Encoded]] = {}
 
     def split(self, role: str) -> Split:
         if role in self._splits:
@@ -96,11 +102,16 @@ class Context:
     def clips(self, role: str) -> list[Clip]:
         return self.split(role).clips
 
-    def encoded(self, role: str) -> list[Encoded]:
-        if role not in self._encoded:
+    def encoded(self, role: str, features: str | None = None) -> list[Encoded]:
+        """The clips of `role` in this context's representation, or in `features`."""
+        features = features or self.features
+        if features not in FEATURES:
+            raise ValueError(f"features={features!r}: expected one of {FEATURES}")
+        key = (role, features)
+        if key not in self._encoded:
             clips = self.clips(role)
-            if self.features == "logmel_stats":
-                self._encoded[role] = [logmel_stats(c.features) for c in clips]
+            if features == "model":
+                self._encoded[key] = self.inference.encode([c.features for c in clips])
             else:
-                self._encoded[role] = self.inference.encode([c.features for c in clips])
-        return self._encoded[role]
+                self._encoded[key] = [handcrafted_encoding(c.features, features) for c in clips]
+        return self._encoded[key]

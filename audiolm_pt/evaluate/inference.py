@@ -157,8 +157,9 @@ class Inference:
         ids = self._tokens(texts)
         for start in range(0, len(ids), self.batch_size):
             chunk = ids[start : start + self.batch_size]
+            tok = self.tokenizer
             arrays = [
-                transforms.caption_arrays(t, self.max_text_len, self.tokenizer.pad_id, 0, 0)
+                transforms.caption_arrays(t, self.max_text_len, tok.pad_id, tok.bos_id, tok.eos_id)
                 for t in chunk
             ]
             tokens = _pad_rows(np.stack([a["text_tokens"] for a in arrays]), self.batch_size)

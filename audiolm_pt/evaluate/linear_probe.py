@@ -1,28 +1,63 @@
 """The linear-probe evaluator: for each label task, clips of the train/valid/test splits that
-carry the label, their frozen features pooled by masked mean (logistic regression) and by a
-trained attention pool, scored on the test split at the setting chosen on validation."""
+carry the label, their frozen features pooled by masked mean, by mean and standard deviation
+(logistic regression on either) or by a trained attention pool, scored on the test split at the
+setting chosen on validation.
+
+Beside every model score stand the hand-crafted baselines of `handcrafted` (log-mel and MFCC
+frames) put through the same probe on the same clips and splits with the same grid: their
+mean+std statistics for the pooled probes, their frames for the attention probe. `gain` is the
+model's test score minus the better baseline's."""
 
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from audiolm_pt.evaluate import probe
+from audiolm_pt.evaluate import handcrafted, probe
 from audiolm_pt.evaluate import tasks as label_tasks
 from audiolm_pt.evaluate.context import ROLES, Context
 from audiolm_pt.evaluate.registry import register
 
-POOLINGS = ("mean", "attention")
+POOLINGS = ("mean", "mean_std", "attention")
+BASELINES = tuple(handcrafted.BASELINES)
 
 
-def _split_data(context: Context, role: str, task, pooling: str) -> tuple[probe.ProbeData, int]:
-    target = label_tasks.targets(task, context.clips(role))
-    encoded = context.encoded(role)
-    if pooling == "mean":
-        inputs = np.stack([encoded[i].pooled for i in target.index])
-    else:
-        inputs = [encoded[i].frames for i in target.index]
-    return probe.ProbeData(inputs, target.multi_hot), target.unseen
+def _inputs(context: Context, role: str, features: str, index: np.ndarray, pooling: str):
+    encoded = context.encoded(role, features)
+    if pooling == "attention":
+        return [encoded[i].frames for i in index]
+    if pooling == "mean_std" and features == "model":
+        return np.stack([handcrafted.mean_std(encoded[i].frames) for i in index])
+    # The model's masked mean; a baseline's pooled features are always its mean and std.
+    return np.stack([encoded[i].pooled for i in index])
+
+
+def _fit(
+    context: Context,
+    task: label_tasks.LabelTask,
+    features: str,
+    pooling: str,
+    c_grid: Sequence[float],
+    attention_steps: int,
+) -> dict[str, Any]:
+    """One probe of `features` pooled by `pooling`: its scores, or why it is unavailable."""
+    targets = {role: label_tasks.targets(task, context.clips(role)) for role in ROLES}
+    if any(len(t.index) == 0 for t in targets.values()):
+        return {"unavailable": "a split has no clip with this label"}
+    data = {
+        role: probe.ProbeData(_inputs(context, role, features, t.index, pooling), t.multi_hot)
+        for role, t in targets.items()
+    }
+    try:
+        if pooling == "attention":
+            return probe.attention_probe(
+                data["train"], data["valid"], data["test"], task.multi_label, steps=attention_steps
+            )
+        return probe.linear_probe(
+            data["train"], data["valid"], data["test"], task.multi_label, c_grid
+        )
+    except ValueError as err:
+        return {"unavailable": str(err)}
 
 
 @register("linear_probe")
@@ -32,13 +67,20 @@ def linear_probe(
     poolings: Sequence[str] = POOLINGS,
     c_grid: Sequence[float] = probe.C_GRID,
     attention_steps: int = 300,
+    baselines: Sequence[str] = BASELINES,
 ) -> dict[str, Any]:
-    """Per task and pooling: test score (accuracy, or mAP when multi-label) and the chosen
-    setting; per task the clip counts, chance accuracy and clips left out (label unseen in
-    training)."""
+    """Per task and pooling: test score (accuracy, or mAP when multi-label), the chosen
+    setting, each baseline's scores under `baselines` and the `gain` over the better one; per
+    task the clip counts, chance accuracy and clips left out (label unseen in training).
+    Baselines are fitted only when the context's own features are the model's."""
     for pooling in poolings:
         if pooling not in POOLINGS:
             raise ValueError(f"linear_probe.poolings: {pooling!r} not one of {POOLINGS}")
+    for name in baselines:
+        if name not in BASELINES:
+            raise ValueError(f"linear_probe.baselines: {name!r} not one of {BASELINES}")
+    if context.features != "model":
+        baselines = ()
     out: dict[str, Any] = {}
     train_clips = context.clips("train")
     for name in tasks:
@@ -47,30 +89,27 @@ def linear_probe(
             continue
         task = label_tasks.LabelTask.from_clips(name, train_clips)
         result: dict[str, Any] = {"metric": "mAP" if task.multi_label else "accuracy"}
+        # Both pooled probes of a baseline read its mean+std statistics: fit them once.
+        fitted: dict[tuple[str, bool], dict[str, Any]] = {}
         for pooling in poolings:
-            splits = {role: _split_data(context, role, task, pooling) for role in ROLES}
-            data = {role: d for role, (d, _) in splits.items()}
-            if any(len(d.targets) == 0 for d in data.values()):
-                result[pooling] = {"unavailable": "a split has no clip with this label"}
-                continue
-            try:
-                if pooling == "mean":
-                    result[pooling] = probe.linear_probe(
-                        data["train"], data["valid"], data["test"], task.multi_label, c_grid
-                    )
-                else:
-                    result[pooling] = probe.attention_probe(
-                        data["train"],
-                        data["valid"],
-                        data["test"],
-                        task.multi_label,
-                        steps=attention_steps,
-                    )
-            except ValueError as err:
-                result[pooling] = {"unavailable": str(err)}
-            result["unseen_label"] = {role: u for role, (_, u) in splits.items()}
-            result["num_clips"] = {role: len(d.targets) for role, d in data.items()}
-        test_targets = label_tasks.targets(task, context.clips("test")).multi_hot
+            scores = _fit(context, task, context.features, pooling, c_grid, attention_steps)
+            if "test" in scores and baselines:
+                attention = pooling == "attention"
+                for base in baselines:
+                    if (base, attention) not in fitted:
+                        fitted[base, attention] = _fit(
+                            context, task, base, pooling, c_grid, attention_steps
+                        )
+                compared = {b: fitted[b, attention] for b in baselines}
+                scores["baselines"] = compared
+                tests = [s["test"] for s in compared.values() if "test" in s]
+                if tests:
+                    scores["gain"] = scores["test"] - max(tests)
+            result[pooling] = scores
+        splits = {role: label_tasks.targets(task, context.clips(role)) for role in ROLES}
+        result["unseen_label"] = {role: t.unseen for role, t in splits.items()}
+        result["num_clips"] = {role: len(t.index) for role, t in splits.items()}
+        test_targets = splits["test"].multi_hot
         if not task.multi_label and len(test_targets):
             result["chance"] = float(test_targets.mean(axis=0).max())
         out[name] = result

@@ -83,13 +83,22 @@ class AudioEncoderConfig(_Strict):
 
 @dataclasses.dataclass(frozen=True)
 class TextEncoderConfig(_Strict):
-    """BERT-layout text encoder (post-LN, learned positions, token types)."""
+    """BERT-layout text encoder (post-LN, learned positions, token types).
+
+    `init_from`: a local Hugging Face directory (config.json, model.safetensors, tokenizer.json
+    or vocab.txt) whose shape, pooling and tokenizer the tower takes, and whose weights it
+    starts from (see `audiolm_pt.run_config`). `locked` (LiT): the tower runs without dropout
+    and without gradient, its parameters are frozen, and the trainer reads each caption's
+    pooled tower output from a cache computed once.
+    """
 
     transformer: TransformerConfig = TransformerConfig(layer_norm_eps=1e-12)
     vocab_size: int = 30522
     max_positions: int = 512
     type_vocab_size: int = 2
     pooling: Literal["cls", "mean"] = "cls"
+    init_from: str = ""
+    locked: bool = False
 
     def __post_init__(self):
         _check_choice("pooling", self.pooling, ("cls", "mean"))

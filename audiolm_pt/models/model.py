@@ -92,6 +92,28 @@ class AudioTextModel(nnx.Module):
         """Pooled, projected, L2-normalised audio embedding [B, joint_dim] (float32)."""
         return l2_normalize(self.audio_proj(self.pool_audio(frames, frame_mask)))
 
+    def text_features(
+        self,
+        tokens: jax.Array,
+        token_mask: jax.Array,
+        *,
+        deterministic: bool = True,
+        rng: jax.Array | None = None,
+    ) -> jax.Array:
+        """The text tower's pooled output [B, text width], before the projection. A locked
+        tower runs without dropout and passes no gradient, so this is a fixed function of the
+        tokens (what the trainer's text cache stores)."""
+        if self.cfg.text.locked:
+            states = self.text_encoder(tokens, token_mask, deterministic=True)
+            return jax.lax.stop_gradient(self.text_encoder.pool(states, token_mask))
+        states = self.text_encoder(tokens, token_mask, deterministic=deterministic, rng=rng)
+        return self.text_encoder.pool(states, token_mask)
+
+    def project_text(self, features: jax.Array) -> jax.Array:
+        """Projected, L2-normalised text embedding [B, joint_dim] (float32) of pooled tower
+        outputs."""
+        return l2_normalize(self.text_proj(features))
+
     def text_embedding(
         self,
         tokens: jax.Array,
@@ -101,8 +123,9 @@ class AudioTextModel(nnx.Module):
         rng: jax.Array | None = None,
     ) -> jax.Array:
         """Pooled, projected, L2-normalised text embedding [B, joint_dim] (float32)."""
-        states = self.text_encoder(tokens, token_mask, deterministic=deterministic, rng=rng)
-        return l2_normalize(self.text_proj(self.text_encoder.pool(states, token_mask)))
+        return self.project_text(
+            self.text_features(tokens, token_mask, deterministic=deterministic, rng=rng)
+        )
 
     def caption_logits(
         self,

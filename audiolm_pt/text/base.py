@@ -22,6 +22,11 @@ class Tokenizer(abc.ABC):
     def vocab_size(self) -> int:
         """Number of ids, special ids included."""
 
+    @property
+    @abc.abstractmethod
+    def fingerprint(self) -> str:
+        """A hash of everything that decides the ids: equal only for equal tokenizers."""
+
     @abc.abstractmethod
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without BOS/EOS."""

@@ -1,9 +1,13 @@
-"""Hugging Face ``tokenizer.json`` backend: any local model the ``tokenizers`` library reads."""
+"""Hugging Face ``tokenizer.json`` backend: any local model the ``tokenizers`` library reads,
+or a BERT WordPiece ``vocab.txt`` (with ``tokenizer_config.json``'s lower-casing)."""
 
+import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import tokenizers
+from tokenizers.implementations import BertWordPieceTokenizer
 
 from audiolm_pt.text.base import Tokenizer
 
@@ -38,9 +42,25 @@ class HFTokenizer(Tokenizer):
     def from_file(cls, path: str | Path) -> "HFTokenizer":
         return cls(tokenizers.Tokenizer.from_file(str(path)))
 
+    @classmethod
+    def from_vocab(cls, directory: str | Path) -> "HFTokenizer":
+        """BERT WordPiece over ``directory/vocab.txt``, lower-casing unless the directory's
+        ``tokenizer_config.json`` says ``do_lower_case: false``."""
+        directory = Path(directory)
+        config = directory / "tokenizer_config.json"
+        settings = json.loads(config.read_text()) if config.is_file() else {}
+        wordpiece = BertWordPieceTokenizer(
+            str(directory / "vocab.txt"), lowercase=settings.get("do_lower_case", True)
+        )
+        return cls(wordpiece._tokenizer)
+
     @property
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self._tok.to_str().encode()).hexdigest()
 
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids

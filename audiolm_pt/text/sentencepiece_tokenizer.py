@@ -1,5 +1,6 @@
 """SentencePiece backend: loads a ``.model`` file; trains one from captions deterministically."""
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -37,6 +38,10 @@ class SentencePieceTokenizer(Tokenizer):
     @property
     def vocab_size(self) -> int:
         return self._sp.get_piece_size()
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self._proto).hexdigest()
 
     def encode(self, text: str) -> list[int]:
         return self._sp.encode(text, out_type=int)

@@ -3,6 +3,7 @@ state's abstract shape and shardings, the batch sharding and the jitted step, ei
 the parsed configs or from an experiment config (`build_from_config`)."""
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -12,11 +13,16 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
 from audiolm_pt import sharding, strict_config
-from audiolm_pt.models.config import ModelConfig
+from audiolm_pt.models import hf_bert
+from audiolm_pt.models.config import ModelConfig, TextEncoderConfig
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.run_config import plain
 from audiolm_pt.train import step as step_lib
 from audiolm_pt.train.optimizer import OptimizerConfig, make_optimizer
+
+log = logging.getLogger(__name__)
+# The text tower's parameter sub-tree: frozen when locked, loaded from `text.init_from`.
+TEXT_TOWER = "text_encoder"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +62,9 @@ def build_trainer(
         )
     mesh = sharding.make_mesh(sharding_cfg, devices)
     graphdef, params, _ = step_lib.abstract_model(model_cfg)
+    if model_cfg.text.locked and model_cfg.has_text_encoder:
+        frozen = tuple(dict.fromkeys((*optimizer.frozen, TEXT_TOWER)))
+        optimizer = dataclasses.replace(optimizer, frozen=frozen)
     tx, schedule = make_optimizer(optimizer, total_steps, params)
     abstract, shardings = step_lib.state_shardings(
         model_cfg, tx, mesh, sharding_cfg.rules, sharding_cfg.max_replicated_size
@@ -72,6 +81,8 @@ def build_trainer(
         num_microbatches=num_microbatches,
     )
     init_fn = step_lib.make_init(model_cfg, tx, shardings)
+    if model_cfg.text.init_from and model_cfg.has_text_encoder:
+        init_fn = _with_pretrained_text(init_fn, model_cfg.text, shardings)
     return Trainer(
         model_cfg,
         graphdef,
@@ -85,6 +96,35 @@ def build_trainer(
         init_fn,
         seed,
     )
+
+
+def _with_pretrained_text(
+    init_fn: Callable[[int], step_lib.State],
+    text_cfg: TextEncoderConfig,
+    shardings: step_lib.State,
+) -> Callable[[int], step_lib.State]:
+    """`init_fn` whose fresh states hold the text tower of `text_cfg.init_from` (a resumed
+    run restores its own tower instead: this runs at first initialisation only)."""
+
+    def name(path) -> tuple[str, ...]:
+        return tuple(k.key for k in path if isinstance(k, jax.tree_util.DictKey))
+
+    def init(seed: int) -> step_lib.State:
+        state = init_fn(seed)
+        tower = state["params"][TEXT_TOWER]
+        leaves = jax.tree_util.tree_leaves_with_path(tower)
+        arrays = hf_bert.hf_bert_arrays(
+            text_cfg, text_cfg.init_from, {name(p): leaf.shape for p, leaf in leaves}
+        )
+        state["params"][TEXT_TOWER] = jax.tree_util.tree_map_with_path(
+            lambda p, leaf, where: jax.device_put(arrays[name(p)].astype(leaf.dtype), where),
+            tower,
+            shardings["params"][TEXT_TOWER],
+        )
+        log.info("text tower initialised from %s", text_cfg.init_from)
+        return state
+
+    return init
 
 
 def build_from_config(

@@ -108,13 +108,18 @@ def train(
     peak_flops_per_device: float | None,
     evals: tuple[ScheduledEval, ...] = (),
     workdir: str = "",
+    prepare: Callable[[dict[str, Any]], Callable[[dict], dict]] | None = None,
 ) -> dict[str, Any]:
-    """Trains to `cfg.num_steps` (or until preempted) and returns the final state."""
+    """Trains to `cfg.num_steps` (or until preempted) and returns the final state.
+
+    `prepare(state)`, called once the state is restored or initialised, returns a function
+    every host batch goes through before it is placed (e.g. the locked text tower's cache)."""
     state, origin = restore_or_init(
         checkpointer, trainer.abstract, trainer.shardings, iterator, trainer.init
     )
     start = int(state["step"])
     log.info("train state from %s at step %d", origin, start)
+    transform = prepare(state) if prepare is not None else (lambda batch: batch)
     hooks = [periodic_actions.ReportProgress(num_train_steps=cfg.num_steps, writer=logger.writer)]
     if cfg.profile_steps and jax.process_index() == 0:
         hooks.append(
@@ -153,7 +158,7 @@ def train(
         step = start
         while step < cfg.num_steps:
             before_data = time.perf_counter()
-            batch = to_global(next(iterator))
+            batch = to_global(transform(next(iterator)))
             data_wait = time.perf_counter() - before_data
             state, metrics = trainer.step(state, batch)
             now = time.perf_counter()
