@@ -21,6 +21,7 @@ from typing import Any
 
 import jax
 import numpy as np
+import optax
 from flax import nnx
 from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
@@ -181,8 +182,9 @@ def tree_shardings(tree: Any, mesh: Mesh, rules: Rules) -> Any:
         if _is_variable(leaf):
             names = leaf.get_metadata().get("out_sharding")
             value = leaf.get_value()
-            # optax keeps an empty placeholder for a frozen parameter's moments: replicate it.
-            if names and np.ndim(value) and np.size(value):
+            if isinstance(value, optax.MaskedNode):
+                return leaf  # a frozen parameter's moments: an empty placeholder, no array
+            if names and np.ndim(value):
                 spec = logical_to_spec(names, np.shape(value), rules, mesh, what=_path_str(path))
                 return leaf.replace(NamedSharding(mesh, spec))
             return leaf.replace(NamedSharding(mesh, PartitionSpec()))

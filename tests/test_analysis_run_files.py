@@ -57,12 +57,19 @@ def test_steps_and_missing_artefacts(tmp_path):
 
 
 def test_linear_probe_table():
+    baselines = {"logmel_stats": {"test": 0.45}, "mfcc_stats": {"test": 0.3}}
     results = {
         "linear_probe": {
             "voice": {
                 "metric": "accuracy",
                 "chance": 0.25,
-                "mean": {"C": 1.0, "valid": 0.5, "test": 0.4},
+                "mean": {
+                    "C": 1.0,
+                    "valid": 0.5,
+                    "test": 0.4,
+                    "baselines": baselines,
+                    "gain": -0.05,
+                },
                 "attention": {"valid": 0.7, "test": 0.6},
                 "num_clips": {"train": 10, "valid": 5, "test": 6},
             },
@@ -70,10 +77,11 @@ def test_linear_probe_table():
         }
     }
     table = run_files.linear_probe_table(results)
-    assert table.loc["voice", ["mean/test", "attention/valid", "test clips"]].tolist() == [
-        0.4,
-        0.7,
-        6,
-    ]
-    assert math.isnan(table.loc["absent", "mean/test"])
-    assert table.loc["absent", "note"].startswith("no training clip")
+    row = table.loc[("voice", "mean")]
+    assert row[["model", "log-mel", "MFCC", "gain", "test clips"]].tolist() == [
+        0.4, 0.45, 0.3, -0.05, 6
+    ]  # fmt: skip
+    assert table.loc[("voice", "attention"), "valid"] == 0.7
+    assert math.isnan(table.loc[("voice", "attention"), "gain"])
+    assert math.isnan(table.loc[("absent", ""), "model"])
+    assert table.loc[("absent", ""), "note"].startswith("no training clip")

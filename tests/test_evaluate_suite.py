@@ -18,6 +18,7 @@ from test_evaluate_handcrafted import dct_matrix
 
 from audiolm_pt import run_config
 from audiolm_pt.analysis import run_files
+from audiolm_pt.eval_summary import format_summary
 from audiolm_pt.evaluate import probe, registry, runner, zero_shot
 from audiolm_pt.evaluate import tasks as label_tasks
 from audiolm_pt.evaluate.checkpoint import Run
@@ -340,7 +341,12 @@ def test_inspection_reads_what_the_evaluators_wrote(hybrid):
     confusion = run_files.confusions(saved)["tone"]
     assert confusion["counts"].tolist() == results["zero_shot"]["tone"]["confusion"]["counts"]
     probes = run_files.linear_probe_table(saved)
-    assert probes.loc["tone", "mean/test"] == results["linear_probe"]["tone"]["mean"]["test"]
+    tone = results["linear_probe"]["tone"]
+    assert probes.loc[("tone", "mean"), "model"] == tone["mean"]["test"]
+    assert probes.loc[("tone", "mean"), "gain"] == pytest.approx(tone["mean"]["gain"])
+    summary = format_summary(saved)
+    assert "tone" in summary
+    assert f"{tone['mean']['gain']:+.3f}" in summary
     examples = run_files.retrieval_examples(workdir, 0)
     assert examples["direction"].value_counts().to_dict() == {
         "text_to_audio": 6,

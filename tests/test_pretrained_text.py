@@ -109,7 +109,7 @@ def test_weights_load_at_first_initialisation_only(bert_dir, tmp_path):
     )
 
 
-def test_a_locked_tower_is_frozen_and_deterministic(bert_dir):
+def test_a_locked_tower_is_frozen_and_deterministic(bert_dir, tmp_path):
     cfg = _model_cfg(_config(bert_dir, locked=True))
     trainer = _trainer(cfg)
     state = trainer.init()
@@ -136,6 +136,18 @@ def test_a_locked_tower_is_frozen_and_deterministic(bert_dir):
     tokens, mask = batch["text_tokens"], batch["text_mask"]
     train_mode = model.text_features(tokens, mask, deterministic=False, rng=jax.random.key(0))
     np.testing.assert_array_equal(train_mode, model.text_features(tokens, mask))
+    # the frozen tower's optimizer state (empty placeholders) saves and restores
+    iterator = synthetic.SyntheticIterator(cfg, 8, 24, 8, seed=0)
+    ckpt = checkpointing.Checkpointer(str(tmp_path / "ckpt"), checkpointing.CheckpointConfig())
+    ckpt.save(2, state, iterator)
+    ckpt.wait()
+    restored, origin = checkpointing.restore_or_init(
+        ckpt, trainer.abstract, trainer.shardings, iterator, trainer.init
+    )
+    ckpt.close()
+    assert origin == "resumed"
+    for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(restored["params"]), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def _break(bert_dir, tmp_path, edit):

@@ -4,12 +4,13 @@ confusion counts, retrieval examples, caption samples with their log-mel feature
 artefact reads as None, so a notebook shows what the run has."""
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from audiolm_pt import eval_summary
 
 # The trainer's names (audiolm_pt.train.metrics, which imports TensorFlow through clu).
 METRICS_NAME = "metrics.jsonl"
@@ -67,24 +68,29 @@ def read_eval(run_dir: str | Path, step: int) -> dict[str, Any]:
 
 
 def linear_probe_table(results: dict[str, Any]) -> pd.DataFrame | None:
-    """Per probe task: metric, chance, and valid/test scores of mean and attention pooling
-    (NaN where a pooling was unavailable or not run); None when no probe was run."""
+    """One row per (task, pooling) probed: metric, chance, the model's valid and test scores,
+    each hand-crafted baseline's test score and the model's gain over the better one, test
+    clips; a task no pooling could probe has one row with its note. None when no probe ran."""
     probes = results.get("linear_probe")
     if not probes:
         return None
+    scored = eval_summary.probe_rows(results)
     rows = []
     for task, result in sorted(probes.items()):
-        row = {"task": task, "metric": result.get("metric", ""), "chance": math.nan}
-        if "chance" in result:
-            row["chance"] = result["chance"]
-        for pooling in ("mean", "attention"):
-            scores = result.get(pooling, {})
-            for split in ("valid", "test"):
-                row[f"{pooling}/{split}"] = scores.get(split, math.nan)
-        row["test clips"] = result.get("num_clips", {}).get("test", 0)
-        row["note"] = result.get("unavailable", "")
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("task")
+        clips = result.get("num_clips", {}).get("test", 0)
+        mine = [r for r in scored if r["task"] == task]
+        for r in mine:
+            rows.append({**r, "test clips": clips, "note": ""})
+        if not mine:
+            rows.append({"task": task, "pooling": "", "test clips": clips,
+                         "note": result.get("unavailable", "")})  # fmt: skip
+    columns = ["task", "pooling", "metric", "chance", "valid", "model"]
+    columns += [*eval_summary.BASELINE_NAMES, "gain", "test clips", "note"]
+    table = pd.DataFrame(rows).reindex(columns=columns)
+    table = table.rename(columns=eval_summary.BASELINE_NAMES)
+    return table.astype(dict.fromkeys(("chance", "valid", "model", "gain"), float)).set_index(
+        ["task", "pooling"]
+    )
 
 
 def confusions(results: dict[str, Any]) -> dict[str, dict[str, Any]]:

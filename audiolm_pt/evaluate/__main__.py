@@ -2,11 +2,12 @@
 
     python -m audiolm_pt.evaluate --workdir=DIR [--step=N] [--evals=linear_probe,zero_shot]
         [--options='{"zero_shot": {"tasks": ["instrument_family"]}}'] [--data_dir=TFDS_DIR]
-        [--baseline=random|logmel_stats --output=FILE.json]
+        [--baseline=random|logmel_stats|mfcc_stats --output=FILE.json] [--summary=FILE.txt]
 
 Without `--baseline` the results go to DIR/eval/<step>.json and the run's metrics; a
-baseline (the run's config randomly initialised, or log-mel statistics fed to the same
-probes) is written only to `--output`.
+baseline (the run's config randomly initialised, or log-mel or MFCC statistics fed to the same
+probes) is written only to `--output`. The numbers go to stdout as JSON; a summary table (each
+probe beside its hand-crafted baselines, retrieval, zero-shot) goes to stderr and `--summary`.
 """
 
 import argparse
@@ -14,12 +15,13 @@ import json
 import logging
 import sys
 
-from audiolm_pt.evaluate import registry
+from audiolm_pt.eval_summary import format_summary
+from audiolm_pt.evaluate import handcrafted, registry
 from audiolm_pt.evaluate.checkpoint import load_run
 from audiolm_pt.evaluate.context import DataSpec
 from audiolm_pt.evaluate.runner import DEFAULT_EVALS, evaluate_run, write_results
 
-BASELINES = ("random", "logmel_stats")
+BASELINES = ("random", *handcrafted.BASELINES)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -34,6 +36,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--baseline", choices=BASELINES, default=None)
     parser.add_argument("--output", default=None, help="also write the results here (JSON)")
+    parser.add_argument("--summary", default=None, help="also write the summary table here")
     return parser.parse_args(argv)
 
 
@@ -50,7 +53,7 @@ def main(argv: list[str]) -> int:
     data = DataSpec.from_config(
         run.config, name=args.dataset, data_dir=args.data_dir, limit=args.limit
     )
-    features = "logmel_stats" if args.baseline == "logmel_stats" else "model"
+    features = args.baseline if args.baseline in handcrafted.BASELINES else "model"
     results = evaluate_run(
         run, evals, options, data=data, features=features, batch_size=args.batch_size
     )
@@ -61,6 +64,11 @@ def main(argv: list[str]) -> int:
             json.dump(results, f, indent=2, sort_keys=True)
     json.dump(registry.scalars(results["results"]), sys.stdout, indent=1, sort_keys=True)
     print()
+    summary = format_summary(results["results"])
+    print(summary, file=sys.stderr)
+    if args.summary:
+        with open(args.summary, "w", encoding="utf-8") as f:
+            f.write(summary + "\n")
     return 0
 
 
