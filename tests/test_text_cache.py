@@ -117,9 +117,14 @@ def test_cache_files_are_keyed_by_tokenizer_and_tower(tmp_path, bert_tokenizer_d
     text_cache.build(trainer, state, tokenizer, CAPTIONS, MAX_LEN, str(tmp_path))
     first = set(os.listdir(tmp_path))
     assert len(first) == 1
-    again = text_cache.build(trainer, state, tokenizer, CAPTIONS, MAX_LEN, str(tmp_path))
+    again = text_cache.build(trainer, state, tokenizer, CAPTIONS[:3], MAX_LEN, str(tmp_path))
     assert set(os.listdir(tmp_path)) == first
-    assert len(again) == len(CAPTIONS)
+    assert len(again) == len(CAPTIONS)  # all of them read from the file
+    more = text_cache.build(
+        trainer, state, tokenizer, [*CAPTIONS, "a cow moos"], MAX_LEN, str(tmp_path)
+    )
+    assert len(more) == len(CAPTIONS) + 1
+    assert len(text_cache.build(trainer, state, tokenizer, [], MAX_LEN, str(tmp_path))) == len(more)
     other_tower = trainer.init(seed=1)
     text_cache.build(trainer, other_tower, tokenizer, CAPTIONS, MAX_LEN, str(tmp_path))
     assert len(set(os.listdir(tmp_path))) == 2

@@ -31,6 +31,7 @@ from audiolm_pt.train.build import Trainer
 log = logging.getLogger(__name__)
 TEXT_KEYS = ("text_tokens", "text_mask")
 BATCH_ROWS = 64
+LENGTH_STEP = 8
 
 
 def _key(tokens: np.ndarray, mask: np.ndarray) -> bytes:
@@ -75,11 +76,17 @@ class TextCache:
             if key not in self._index and key not in new:
                 new[key] = i
         rows = np.fromiter(new.values(), np.int64, len(new))
+        # Shortest first, each chunk cut to its longest caption rounded up to LENGTH_STEP:
+        # few compiled shapes, little padding (outputs do not depend on padding).
+        lengths = mask[rows].sum(axis=1)
+        rows = rows[np.argsort(lengths, kind="stable")]
         for start in range(0, len(rows), BATCH_ROWS):
             chunk = rows[start : start + BATCH_ROWS]
-            pad = BATCH_ROWS - len(chunk)  # one compiled shape for every call
-            t = np.pad(tokens[chunk], ((0, pad), (0, 0)))
-            m = np.pad(mask[chunk], ((0, pad), (0, 0)))
+            pad = BATCH_ROWS - len(chunk)
+            longest = int(mask[chunk].sum(axis=1).max())
+            width = min(-(-longest // LENGTH_STEP) * LENGTH_STEP, tokens.shape[1])
+            t = np.pad(tokens[chunk, :width], ((0, pad), (0, 0)))
+            m = np.pad(mask[chunk, :width], ((0, pad), (0, 0)))
             features = np.asarray(self._encode(t, m))[: len(chunk)]
             for i, row in zip(chunk, features, strict=True):
                 self._index[_key(tokens[i], mask[i])] = len(self._rows)
@@ -129,8 +136,8 @@ def build(
     max_text_len: int,
     cache_dir: str,
 ) -> TextCache:
-    """The cache of `captions` for the locked tower in `state`, read from `cache_dir` when a
-    file for this tokenizer and tower is there, else computed and written there."""
+    """The cache of `captions` for the locked tower in `state`: what `cache_dir` holds for
+    this tokenizer and tower, plus the captions it lacks (computed, and the file rewritten)."""
     params, rest = _host(state["params"]), _host(state["rest"])
     tower = tower_hash(params["text_encoder"], trainer.model_cfg.text, max_text_len)
     name = hashlib.sha256((tokenizer.fingerprint + tower).encode()).hexdigest()[:24]
@@ -146,17 +153,17 @@ def build(
     if os.path.exists(path):
         cache.load(path)
         log.info("text cache: %d captions read from %s", len(cache), path)
-        return cache
     start = time.perf_counter()
     tokens, mask = encoder_tokens(captions, tokenizer, max_text_len)
-    cache.add(tokens, mask)
+    added = cache.add(tokens, mask)
     log.info(
-        "text cache: %d distinct captions of %d through the locked tower in %.1f s",
-        len(cache),
+        "text cache: %d of %d captions (%d distinct) computed by the locked tower in %.1f s",
+        added,
         len(tokens),
+        len(cache),
         time.perf_counter() - start,
     )
-    if jax.process_index() == 0 and len(cache):
+    if added and jax.process_index() == 0:
         os.makedirs(cache_dir, exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp.npz"
         cache.save(tmp)
