@@ -104,6 +104,9 @@ def get_config(objective: str, size: str, num_labels: int = 0) -> ml_collections
         "num_microbatches": 1,
         "profile_steps": 0,
         "max_consecutive_nonfinite": 20,
+        # Where a locked text tower's caption cache lives ("": the run's own text_cache/).
+        # Files are keyed by tokenizer and tower, so runs may share a directory.
+        "text_cache_dir": "",
     }
     config.data = {
         "source": "tfds",
