@@ -134,3 +134,22 @@ def test_scan_and_remat_match_unrolled(unrolled, remat, scan):
     np.testing.assert_allclose(v, v_ref, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_ref), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("frontend", ["conv", "patch"])
+def test_input_standardisation(frontend):
+    """(x - mean) / std inside the encoder equals standardising the features outside it, and
+    padded frames stay ignored whatever their values."""
+    stats = {"input_mean": 9.0, "input_std": 4.0}
+    inside = embed_fn(make_model(frontend, audio=stats))
+    outside = embed_fn(make_model(frontend))
+    x = 9.0 + 4.0 * features(2, 48)
+    mask = jnp.arange(48)[None] < jnp.array([[48], [30]])
+    a, _, emb_a = inside(x, mask)
+    b, _, emb_b = outside((x - 9.0) / 4.0, mask)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(emb_a, emb_b, atol=1e-6)
+    padded = jnp.where(mask[..., None], x, 123.0)
+    np.testing.assert_allclose(inside(padded, mask)[2], emb_a, atol=1e-6)
+    with pytest.raises(ValueError, match="input_std"):
+        make_model(frontend, audio={"input_std": 0.0})

@@ -144,7 +144,8 @@ class AudioEncoder(nnx.Module):
             raise ValueError("AudioEncoder needs `rng` when deterministic=False")
         rng = None if deterministic else rng
         t = self.cfg.transformer
-        x = jnp.where(feature_mask[..., None], features, 0.0).astype(t.dtype)
+        normalised = (features - self.cfg.input_mean) / self.cfg.input_std
+        x = jnp.where(feature_mask[..., None], normalised, 0.0).astype(t.dtype)
         x, mask = self.frontend(x, feature_mask)
         x = self._positions(x)
         b = x.shape[0]

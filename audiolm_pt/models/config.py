@@ -71,6 +71,10 @@ class AudioEncoderConfig(_Strict):
     conv_channels: int = 32
     positions: Literal["learned", "sinusoidal"] = "learned"
     max_frames: int = 3000
+    # Input standardisation (x - input_mean) / input_std, with statistics of the training
+    # features (AST-style); 0 and 1 leave the features as they are.
+    input_mean: float = 0.0
+    input_std: float = 1.0
     # Fraction of output tokens dropped at random in training (0 disables).
     token_dropout_rate: float = 0.0
 
@@ -79,6 +83,8 @@ class AudioEncoderConfig(_Strict):
         _check_choice("positions", self.positions, ("learned", "sinusoidal"))
         if not 0.0 <= self.token_dropout_rate < 1.0:
             raise ValueError(f"token_dropout_rate={self.token_dropout_rate} must be in [0, 1)")
+        if self.input_std <= 0:
+            raise ValueError(f"input_std={self.input_std} must be > 0")
 
 
 @dataclasses.dataclass(frozen=True)
