@@ -22,6 +22,7 @@ from audiolm_pt.sweep.__main__ import main as sweep_main
 from audiolm_pt.sweep.emit import emit
 from audiolm_pt.sweep.local import run_local
 from audiolm_pt.sweep.spec import check, load_config, order, parse_sweep
+from configs.sweeps.data_scaling_demo import STEPS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = "configs/demo.py:contrastive,tiny"
@@ -535,18 +536,20 @@ STUDY = "configs/sweeps/data_scaling_demo.py"
 
 
 def test_study_sweep_points_tags_and_tagging_vocabulary(demo_tfds):
-    sweep = load_sweep(f"{STUDY}:steps=300,fractions=0.1+1.0,data_dir={demo_tfds}")
+    sweep = load_sweep(f"{STUDY}:steps=300,fractions=0.1+1.0,seeds=0+1,data_dir={demo_tfds}")
     names = [p.name for p in sweep.points]
     assert names == [
-        "tagging",
+        "tagging_s0",
+        "tagging_s1",
         *[
-            f"{arm}_f{f}"
+            f"{arm}_f{f}_s{seed}"
+            for seed in (0, 1)
             for f in ("0.1", "1")
             for arm in ("contrastive", "captioning", "hybrid", "contrastive_tagging_init")
         ],
     ]
     points = {p.name: p for p in sweep.points}
-    tagging = points["tagging"].overrides
+    tagging = points["tagging_s1"].overrides
     vocab = (
         "event_category:bd",
         "event_category:drum",
@@ -560,15 +563,16 @@ def test_study_sweep_points_tags_and_tagging_vocabulary(demo_tfds):
     assert tagging["data.pipeline.label_vocab"] == vocab
     assert tagging["model.heads.num_labels"] == 8
     assert tagging["data.pipeline.label_task"] == "language,voice,instrument_family,event_category"
-    assert points["tagging"].config == "configs/tagging.py:tiny"
-    for point in sweep.points:  # same steps, seed and data for every point
+    assert points["tagging_s0"].config == "configs/tagging.py:tiny"
+    for point in sweep.points:  # same steps and data for every point, the seed of its name
         assert point.overrides["train.num_steps"] == 300
-        assert point.overrides["seed"] == 0
+        assert point.overrides["seed"] == point.tags["seed"] == int(point.name[-1])
+        assert point.overrides["data.pipeline.seed"] == point.tags["seed"]
         assert point.overrides["data.data_dir"] == demo_tfds
         assert point.tags["model_size"] == "tiny"
-    init = points["contrastive_tagging_init_f0.1"]
-    assert init.after == ("tagging",)
-    assert init.overrides["checkpoint.init_from"] == "{point_dir:tagging}/checkpoints"
+    init = points["contrastive_tagging_init_f0.1_s1"]
+    assert init.after == ("tagging_s1",)
+    assert init.overrides["checkpoint.init_from"] == "{point_dir:tagging_s1}/checkpoints"
     assert init.overrides["checkpoint.init_mode"] == "encoder"
     assert init.tags == {
         "arm": "contrastive_tagging_init",
@@ -576,21 +580,24 @@ def test_study_sweep_points_tags_and_tagging_vocabulary(demo_tfds):
         "data_fraction": 0.1,
         "init": "tagging",
         "model_size": "tiny",
+        "seed": 1,
     }
-    assert points["captioning_f1"].overrides["data.pipeline.data_fraction"] == 1.0
-    assert points["captioning_f1"].evals == ("linear_probe", "zero_shot", "captioning")
-    assert points["hybrid_f0.1"].evals == ("linear_probe", "zero_shot", "retrieval", "captioning")
-    assert points["contrastive_f1"].evals == ("linear_probe", "zero_shot", "retrieval")
+    assert points["contrastive_f1_s0"].overrides["train.text_cache_dir"] == "{root}/text_cache"
+    assert points["captioning_f1_s0"].overrides["data.pipeline.data_fraction"] == 1.0
+    assert points["captioning_f1_s0"].evals == ("linear_probe", "zero_shot", "captioning")
+    assert points["hybrid_f0.1_s0"].evals == (
+        "linear_probe", "zero_shot", "retrieval", "captioning"
+    )  # fmt: skip
+    assert points["contrastive_f1_s0"].evals == ("linear_probe", "zero_shot", "retrieval")
     assert {json.dumps(p.eval_flags) for p in sweep.points} == {'{"limit": 1600}'}
     check(sweep, "/runs")  # every override exists in its config, the pipeline is valid
     # The tagging run's encoder can initialise the other arms: same audio encoder config.
     encoders = {
         name: _configured(points[name]).model.audio.to_dict()
-        for name in ("tagging", "contrastive_tagging_init_f0.1", "captioning_f1")
+        for name in ("tagging_s0", "contrastive_tagging_init_f0.1_s0", "captioning_f1_s0")
     }
-    assert encoders["tagging"] == encoders["contrastive_tagging_init_f0.1"]
-    assert encoders["tagging"] == encoders["captioning_f1"]
-    assert encoders["tagging"]["transformer"]["width"] == 64  # the tiny preset
+    assert encoders["tagging_s0"] == encoders["contrastive_tagging_init_f0.1_s0"]
+    assert encoders["tagging_s0"] == encoders["captioning_f1_s0"]
 
 
 def _configured(point):
@@ -608,10 +615,11 @@ def _configured(point):
 def test_study_defaults_and_data_dir_from_the_environment(demo_tfds, monkeypatch):
     monkeypatch.setenv("AUDIOLM_PT_STUDY_DATA_DIR", demo_tfds)
     sweep = load_sweep(STUDY)
-    fractions = sorted({p.tags["data_fraction"] for p in sweep.points if p.name != "tagging"})
+    fractions = sorted({p.tags["data_fraction"] for p in sweep.points})
     assert fractions == [0.1, 0.3, 1.0]
-    assert len(sweep.points) == 13
-    assert {p.overrides["train.num_steps"] for p in sweep.points} == {300}
+    assert sorted({p.tags["seed"] for p in sweep.points}) == [0, 1, 2]
+    assert len(sweep.points) == 3 + 3 * 3 * 4
+    assert {p.overrides["train.num_steps"] for p in sweep.points} == {STEPS}
     assert {p.overrides["data.data_dir"] for p in sweep.points} == {demo_tfds}
 
 
@@ -626,7 +634,7 @@ def test_a_study_point_records_its_training_subset(demo_tfds, tmp_path):
     sweep = load_sweep(f"{STUDY}:fractions=0.1+0.5+1.0,data_dir={demo_tfds}")
     points = {p.name: p for p in sweep.points}
     # 5 training clips: round(0.5) = 0 -> at least 1; round(2.5) = 2 (half to even); 5.
-    for name, kept in (("hybrid_f0.1", 1), ("hybrid_f0.5", 2), ("hybrid_f1", 5)):
+    for name, kept in (("hybrid_f0.1_s0", 1), ("hybrid_f0.5_s0", 2), ("hybrid_f1_s0", 5)):
         main.write_data_info(_configured(points[name]), str(tmp_path))
         with open(tmp_path / "data_info.json") as f:
             fraction = points[name].tags["data_fraction"]

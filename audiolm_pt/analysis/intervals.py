@@ -115,7 +115,8 @@ def findings(
 ) -> list[Finding]:
     """The three findings from per-run family scores (`tables.family_scores`): `arms` maps
     the roles "contrastive", "captioning", "contrastive_init" and "scratch_of_init" (the
-    arm a supervised initialisation is compared with) to arm labels.
+    arm a supervised initialisation is compared with) to arm labels. "Smallest" and
+    "largest" are the data fractions every one of these arms was run at.
 
     1. Contrastive learning is more data-efficient at small scale: contrastive minus
        captioning on `probe_metric` at the smallest data fraction, > 0.
@@ -125,9 +126,9 @@ def findings(
        its scratch arm on `probe_metric` at the smallest fraction minus at the largest, > 0.
     Each difference of independent runs gets a Welch interval (the scaling differences sum
     the variances of their four means)."""
-    fractions = sorted(scores["data_fraction"].unique())
-    low, high = fractions[0], fractions[-1]
     con, cap = arms["contrastive"], arms["captioning"]
+    init, scratch = arms["contrastive_init"], arms["scratch_of_init"]
+    low, high = _common_range(scores, (probe_metric, language_metric), (con, cap, init, scratch))
     out = []
     diff, half = welch(
         _values(scores, probe_metric, con, low), _values(scores, probe_metric, cap, low)
@@ -151,7 +152,6 @@ def findings(
             math.hypot(cap_gain[1], con_gain[1]),
         )
     )
-    init, scratch = arms["contrastive_init"], arms["scratch_of_init"]
     small = welch(
         _values(scores, probe_metric, init, low), _values(scores, probe_metric, scratch, low)
     )
@@ -167,6 +167,21 @@ def findings(
         )
     )
     return out
+
+
+def _common_range(
+    scores: pd.DataFrame, metrics: Sequence[str], arms: Sequence[str]
+) -> tuple[float, float]:
+    """The smallest and largest data fraction at which every arm has every metric."""
+    common = None
+    for metric in metrics:
+        for arm in arms:
+            have = scores[(scores["metric"] == metric) & (scores["arm"] == arm)]
+            fractions = set(np.round(have["data_fraction"].to_numpy(np.float64), 9))
+            common = fractions if common is None else common & fractions
+    if not common:
+        raise ValueError(f"no data fraction has {list(metrics)} for every arm of {list(arms)}")
+    return min(common), max(common)
 
 
 def _gain(scores, metric, arm, low, high) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 """The scaling notebook's figures: training loss per run against steps and examples seen,
 each evaluation metric's error against training clips with its power-law fit (log axes), and
 the study's comparison of arms per task family with the relative gain of tagging
-initialisation."""
+initialisation. Points are means over seeds with 95% t-interval error bars."""
 
 import math
 from collections.abc import Sequence
@@ -12,6 +12,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from audiolm_pt.analysis import intervals
 
 _PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
 
@@ -64,6 +66,17 @@ def _legend(fig: Figure, axes, extra: Sequence[tuple[Line2D, str]] = ()) -> None
         )
 
 
+def _mean_and_interval(curve: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
+    """Per training-set size: the mean over runs (seeds) and its 95% t-interval half-width
+    (0 where a size has a single run, so no bar is drawn)."""
+    stats = (
+        curve.groupby("num_train_clips")["value"]
+        .apply(lambda v: pd.Series(intervals.t_interval(v)[:2], index=["mean", "half"]))
+        .unstack()
+    )
+    return stats["mean"], np.nan_to_num(stats["half"].to_numpy(np.float64))
+
+
 def loss_curves(table: pd.DataFrame, metric: str = "loss") -> Figure:
     """Per arm (rows): `metric` of every run against step and against examples seen, one
     colour per data fraction; held-out values dashed where the table has them (named
@@ -109,9 +122,12 @@ def metric_curves(final: pd.DataFrame, metrics: Sequence[str], fits: pd.DataFram
         part = final[final["metric"] == metric]
         bounded = part["value"].between(0, 1).all()
         for arm, curve in part.groupby("arm"):
-            mean = curve.groupby("num_train_clips")["value"].mean()
+            mean, half = _mean_and_interval(curve)
             y = 1 - mean if bounded else mean
-            ax.plot(mean.index, y, "o-", color=colors[arm], ms=4, lw=0.8, label=arm)
+            ax.errorbar(
+                mean.index, y, yerr=half, fmt="o-", color=colors[arm], ms=4, lw=0.8, capsize=2,
+                label=arm,
+            )  # fmt: skip
             fit = fits[(fits["metric"] == metric) & (fits["arm"] == arm)]
             if bounded and len(fit) and fit.iloc[0]["form"] != "none":
                 f = fit.iloc[0]
@@ -139,8 +155,11 @@ def comparison_figure(scores: pd.DataFrame, gains: pd.DataFrame, init: str = "ta
     for top, bottom, family in zip(axes[0], axes[1], families, strict=True):
         part = scores[scores["metric"] == family]
         for arm, curve in part.groupby("arm"):
-            mean = curve.groupby("num_train_clips")["value"].mean()
-            top.plot(mean.index, mean.values, "o-", color=colors[arm], label=arm)
+            mean, half = _mean_and_interval(curve)
+            top.errorbar(
+                mean.index, mean.values, yerr=half, fmt="o-", color=colors[arm], capsize=2,
+                label=arm,
+            )  # fmt: skip
         _log_axes(top, part["num_train_clips"])
         top.set(title=family, xlabel="training clips", ylabel=family)
         top.grid(alpha=0.3)

@@ -36,14 +36,14 @@ RUN_COLUMNS = ("arm", "objective", "init", "model_size", "data_fraction", "num_t
 HEADLINE = (
     r"retrieval/(audio_to_text|text_to_audio)/R@1",
     r"zero_shot/[^/]+/accuracy",
-    r"linear_probe/[^/]+/(mean|attention)/test",
+    r"linear_probe/[^/]+/(mean|mean_std|attention)/test",
     r"captioning/beam_1/CIDEr-D",
 )
 # One summary figure per task family: the mean of the matching metrics a run has.
 FAMILIES = {
     "retrieval R@1": r"retrieval/(audio_to_text|text_to_audio)/R@1",
     "zero-shot accuracy": r"zero_shot/[^/]+/accuracy",
-    "linear probe (test)": r"linear_probe/[^/]+/(mean|attention)/test",
+    "linear probe (test)": r"linear_probe/[^/]+/(mean|mean_std|attention)/test",
     "captioning CIDEr-D": r"captioning/beam_1/CIDEr-D",
 }
 SCRATCH = "scratch"

@@ -26,6 +26,7 @@ import os
 from audiolm_pt.sweep import SweepError, grid, parse_arg
 from configs import demo
 
+STEPS = 400
 SIZE = "tiny"  # the model preset of every point (configs/demo.py:<objective>,tiny)
 TAG_TASKS = "language,voice,instrument_family,event_category"
 ARMS = {  # arm: (objective, init)
@@ -38,6 +39,8 @@ ARMS = {  # arm: (objective, init)
 # same data as the other arms (and its encoder can initialise them).
 DEMO_KEYS = (
     "model.audio.max_frames",
+    "model.audio.input_mean",
+    "model.audio.input_std",
     "optimizer.learning_rate",
     "train.log_every",
     "checkpoint.every_steps",
@@ -53,7 +56,7 @@ DEMO_KEYS = (
 # leaves the 4,000-clip corpus's 400-clip valid and test splits whole); greedy captions
 # without METEOR; zero-shot prompts that are the bare class name (the demo's tag-style
 # captions name classes that way, and one prompt keeps likelihood scoring cheap).
-PROBE = {"poolings": ["mean"], "c_grid": [0.1, 1.0]}
+PROBE = {"poolings": ["mean_std"], "c_grid": [0.1, 1.0], "baselines": []}
 ZERO_SHOT = {"templates": ["{}"]}
 CAPTIONS = {"beams": [1], "meteor": False}
 EVAL_FLAGS = {"limit": 1600}
@@ -63,50 +66,56 @@ def get_sweep(arg: str | None = None) -> dict:
     values = parse_arg(
         arg,
         {
-            "steps": 300,
+            "steps": STEPS,
             "fractions": (0.1, 0.3, 1.0),
-            "seed": 0,
+            "seeds": (0, 1, 2),
             "data_dir": os.environ.get("AUDIOLM_PT_STUDY_DATA_DIR", "study_out/tfds"),
         },
     )
     base = demo.get_config(f"contrastive,{SIZE}")
     steps = values["steps"]
-    shared = {
-        "seed": values["seed"],
-        "train.num_steps": steps,
-        "optimizer.warmup_steps": min(base.optimizer.warmup_steps, steps // 10),
-        "data.data_dir": values["data_dir"],
-        "data.pipeline.seed": values["seed"],
-    }
     vocab = _tag_vocab(values["data_dir"])
-    tagging = {
-        "name": "tagging",
-        "config": f"configs/tagging.py:{SIZE}",
-        "overrides": {
-            **{key: _get(base, key) for key in DEMO_KEYS},
-            **shared,
-            "data.pipeline.label_task": TAG_TASKS,
-            "data.pipeline.label_vocab": vocab,
-            "model.heads.num_labels": len(vocab),
-        },
-        "tags": _tags("tagging", 1.0, "tagging", "scratch"),
-        "evals": ["linear_probe"],
-        "eval_options": {"linear_probe": PROBE},
-        "eval_flags": EVAL_FLAGS,
-    }
+
+    def shared(seed: int) -> dict:
+        return {
+            "seed": seed,
+            "train.num_steps": steps,
+            "optimizer.warmup_steps": min(base.optimizer.warmup_steps, steps // 10),
+            "data.data_dir": values["data_dir"],
+            "data.pipeline.seed": seed,
+            # Every run's locked text tower reads one cache (files are keyed by tower).
+            "train.text_cache_dir": "{root}/text_cache",
+        }
+
+    def tagging(seed: int) -> dict:
+        return {
+            "name": f"tagging_s{seed}",
+            "config": f"configs/tagging.py:{SIZE}",
+            "overrides": {
+                **{key: _get(base, key) for key in DEMO_KEYS},
+                **{k: v for k, v in shared(seed).items() if k != "train.text_cache_dir"},
+                "data.pipeline.label_task": TAG_TASKS,
+                "data.pipeline.label_vocab": vocab,
+                "model.heads.num_labels": len(vocab),
+            },
+            "tags": {**_tags("tagging", 1.0, "tagging", "scratch"), "seed": seed},
+            "evals": ["linear_probe"],
+            "eval_options": {"linear_probe": PROBE},
+            "eval_flags": EVAL_FLAGS,
+        }
 
     def point(v: dict) -> dict:
         objective, init = ARMS[v["arm"]]
         overrides = {
-            **shared,
+            **shared(v["seed"]),
             "data.pipeline.data_fraction": v["data_fraction"],
             "evals.heldout_loss.every_steps": max(1, steps // 6),
         }
         after = []
         if init == "tagging":
-            overrides["checkpoint.init_from"] = "{point_dir:tagging}/checkpoints"
+            overrides["checkpoint.init_from"] = f"{{point_dir:tagging_s{v['seed']}}}/checkpoints"
             overrides["checkpoint.init_mode"] = "encoder"
-            after = ["tagging"]
+            after = [f"tagging_s{v['seed']}"]
         evals = ["linear_probe", "zero_shot"]
         options = {"linear_probe": PROBE, "zero_shot": ZERO_SHOT}
         if objective != "captioning":  # retrieval needs a text encoder
@@ -115,7 +124,7 @@ def get_sweep(arg: str | None = None) -> dict:
             evals.append("captioning")
             options["captioning"] = CAPTIONS
         return {
-            "name": f"{v['arm']}_f{v['data_fraction']:g}",
+            "name": f"{v['arm']}_f{v['data_fraction']:g}_s{v['seed']}",
             "config": f"configs/demo.py:{objective},{SIZE}",
             "overrides": overrides,
             "tags": _tags(v["arm"], v["data_fraction"], objective, init),
@@ -125,8 +134,9 @@ def get_sweep(arg: str | None = None) -> dict:
             "eval_flags": EVAL_FLAGS,
         }
 
-    axes = {"data_fraction": values["fractions"], "arm": list(ARMS)}
-    return {"name": "data_scaling_demo", "points": [tagging, *grid(axes, point)]}
+    axes = {"seed": values["seeds"], "data_fraction": values["fractions"], "arm": list(ARMS)}
+    taggings = [tagging(seed) for seed in values["seeds"]]
+    return {"name": "data_scaling_demo", "points": [*taggings, *grid(axes, point)]}
 
 
 def _tags(arm: str, fraction: float, objective: str, init: str) -> dict:
