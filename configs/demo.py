@@ -15,6 +15,7 @@ demo shape at which a CPU step is bound by its matmuls rather than by memory tra
 half of the measured matmul peak against 15%; benchmarks/results/train_step.json).
 """
 
+import json
 from pathlib import Path
 
 import audiolm_pt
@@ -29,6 +30,15 @@ WIDE_WIDTH = 256
 FBANK_MEAN = 9.37
 FBANK_STD = 10.11
 WIDE_HEAD_DIM = 64
+# Zero-shot prompts: plain label words in wording no demo caption uses (a test checks this).
+ZERO_SHOT_TEMPLATES = ("you can hear {}", "an example of {}", "audio of {}")
+ZERO_SHOT_TASKS = ("language", "instrument_family", "event_category", "domain")
+
+
+def eval_options() -> str:
+    """The demo evaluation's `--options` JSON for `python -m audiolm_pt.evaluate`."""
+    zero_shot = {"tasks": list(ZERO_SHOT_TASKS), "templates": list(ZERO_SHOT_TEMPLATES)}
+    return json.dumps({"zero_shot": zero_shot})
 
 
 def get_config(arg: str | None = None):
@@ -68,6 +78,10 @@ def get_config(arg: str | None = None):
         config.model.text.locked = True
         config.data.pipeline.tokenizer = ""
     config.data.pipeline.num_workers = 1
+    # Augmentation, spelled out so each lever can be switched from the command line.
+    config.data.pipeline.time_masks = 2
+    config.data.pipeline.freq_masks = 2
+    config.data.pipeline.mixup_prob = 0.0
     config.evals.heldout_loss = {"every_steps": 200, "num_batches": 4}
     if objective in ("captioning", "hybrid"):
         config.objective.parallel_fraction = 0.25

@@ -25,6 +25,8 @@ fi
 $PY -m audiolm_pt.main --config=configs/demo.py:contrastive --workdir="$OUT/train" \
   --config.data.data_dir="$OUT/tfds"
 $PY -m audiolm_pt.evaluate --workdir="$OUT/train" --evals=retrieval,zero_shot,linear_probe \
-  > "$OUT/train/eval_summary.json"
+  --options="$($PY -c 'from configs import demo; print(demo.eval_options())')" \
+  --summary="$OUT/train/eval_summary.txt" > "$OUT/train/eval_summary.json" 2> "$OUT/train/eval.log"
+cat "$OUT/train/eval_summary.txt"
 echo "demo: corpus in $OUT/corpus, ArrayRecord splits in $OUT/tfds, run in $OUT/train," \
-  "evaluation in $OUT/train/eval/ (summary: $OUT/train/eval_summary.json)"
+  "evaluation in $OUT/train/eval/ (numbers: $OUT/train/eval_summary.json)"

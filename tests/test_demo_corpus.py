@@ -195,7 +195,7 @@ def test_other_seed_gives_other_clips(corpus, tmp_path):
 def test_generator_pools_are_large_and_split_disjoint():
     assert len(sentences.LANGUAGES) >= 8
     assert len(speech.VOICES) >= 6
-    assert {gender for gender, _ in speech.VOICES.values()} == {"male", "female"}
+    assert {gender for gender, _, _ in speech.VOICES.values()} == {"male", "female"}
     fractions = (0.8, 0.1, 0.1)
     for lang in sentences.LANGUAGES:
         pools = [set(sentences.sentence_pool(lang, s, fractions)) for s in splits.SPLITS]
@@ -402,3 +402,19 @@ def test_missing_tool_fails_at_start_up(monkeypatch, tmp_path):
 def test_bad_configuration_names_the_key(argument, key):
     with pytest.raises(SystemExit, match=key):
         build.check_config(build.parse_args(["--out=x", argument]))
+
+
+def test_demo_zero_shot_prompts_use_wording_no_caption_uses(corpus):
+    """The demo's zero-shot prompts put plain label words in wording that appears in no
+    caption template, sample description or sentence table, nor in any built caption."""
+    from configs.demo import ZERO_SHOT_TEMPLATES
+
+    _, _, rows = corpus
+    captions = [c["text"].lower() for row in rows for c in row["captions"]]
+    package = Path(build.__file__).parent
+    sources = " ".join(p.read_text().lower() for p in package.glob("*.py"))
+    for template in ZERO_SHOT_TEMPLATES:
+        wording = template.replace("{}", "").strip().lower()
+        assert wording, template
+        assert wording not in sources, template
+        assert not any(wording in c for c in captions), template

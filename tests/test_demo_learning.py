@@ -1,10 +1,13 @@
-"""The tiny contrastive model learns on the demo corpus: trained with configs/demo.py for its
-full schedule, evaluated through the trainer's evaluation hook on the demo test split,
-text->audio R@1 is at least 5x chance and zero-shot instrument-family accuracy at least 3x
-chance (1 / number of families). Uses DEMO_TFDS_DIR (a built `demo` dataset) when set,
-otherwise builds the 2,000-clip corpus first (tens of minutes on 2 cores)."""
+"""The demo's learning targets (issue 13, item 3), measured the way `launch/demo.sh` measures
+them: the demo config trained for its full schedule on the demo corpus, then the evaluation
+CLI's linear probes (beside their log-mel and MFCC baselines), retrieval and zero-shot
+classification with plain label words in prompts the captions never use (the demo's own
+evaluation options, `configs/demo.py:eval_options`).
 
-import importlib
+Uses DEMO_TFDS_DIR (a built `demo` dataset) when set, otherwise builds the demo corpus first
+(several minutes on 2 cores). The targets the demo does not reach yet are strict xfails, so a
+recipe that reaches one turns its test red until the mark is removed."""
+
 import json
 import os
 import subprocess
@@ -12,52 +15,70 @@ import sys
 
 import pytest
 
-from audiolm_pt import main
-from audiolm_pt.train.metrics import read_jsonl
+from configs import demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Prompts in the demo captions' tag style ("slow tempo, bass, music, ..."); the generic
-# defaults ("the sound of {}.") match no demo caption.
-DEMO_TEMPLATES = ("{}", "music, {}", "{}, music")
+SINGLE_LABEL = ("language", "voice", "speed", "instrument_family", "tempo")
+POOLING = "mean_std"
+MIN_MEAN_GAIN = 0.10
+MIN_R1 = 0.20
+MIN_ZERO_SHOT_X_CHANCE = 2.0
+NOT_YET = "the demo recipe does not reach this target yet (see notebooks/results/demo_levers.md)"
 
 
-def _data_dir(tmp_path) -> str:
-    if os.environ.get("DEMO_TFDS_DIR"):
-        return os.environ["DEMO_TFDS_DIR"]
-    corpus, tfds_dir = tmp_path / "corpus", tmp_path / "tfds"
-    for args in (
-        ["audiolm_pt.data.demo_corpus", f"--out={corpus}", "--num_clips=2000", "--seed=0"],
-        ["audiolm_pt.data.builders", "--format=demo", f"--source_dir={corpus}",
-         f"--data_dir={tfds_dir}"],
-    ):  # fmt: skip
-        subprocess.run([sys.executable, "-m", *args], check=True, cwd=ROOT)
-    return str(tfds_dir)
+def _run(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", *args], check=True, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("demo")
+    data_dir = os.environ.get("DEMO_TFDS_DIR")
+    if not data_dir:
+        corpus, data_dir = tmp / "corpus", str(tmp / "tfds")
+        _run("audiolm_pt.data.demo_corpus", f"--out={corpus}", "--num_clips=6000", "--seed=0")
+        _run("audiolm_pt.data.builders", "--format=demo", f"--source_dir={corpus}",
+             f"--data_dir={data_dir}")  # fmt: skip
+    workdir = tmp / "run"
+    _run("audiolm_pt.main", "--config=configs/demo.py:contrastive", f"--workdir={workdir}",
+         f"--config.data.data_dir={data_dir}")  # fmt: skip
+    out = tmp / "eval.json"
+    _run("audiolm_pt.evaluate", f"--workdir={workdir}", "--evals=linear_probe,retrieval,zero_shot",
+         f"--options={demo.eval_options()}", f"--output={out}")  # fmt: skip
+    return json.loads(out.read_text())["results"]
+
+
+def _gains(results) -> dict[str, float]:
+    return {t: results["linear_probe"][t][POOLING]["gain"] for t in SINGLE_LABEL}
 
 
 @pytest.mark.slow
-def test_contrastive_demo_run_learns(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(ROOT)
-    config = importlib.import_module("configs.demo").get_config("contrastive")
-    config.data.data_dir = _data_dir(tmp_path)
-    steps = config.train.num_steps
-    config.evals.retrieval = {"every_steps": steps, "split": "test"}
-    config.evals.zero_shot = {
-        "every_steps": steps,
-        "split": "test",
-        "tasks": ["instrument_family"],
-        "templates": list(DEMO_TEMPLATES),
-    }
-    workdir = tmp_path / "run"
-    main.run(config, str(workdir))
-    with open(workdir / "eval" / f"{steps}.json", encoding="utf-8") as f:
-        results = json.load(f)["results"]
+def test_zero_shot_with_plain_label_words_beats_twice_chance(results):
+    for task in ("language", "instrument_family"):
+        r = results["zero_shot"][task]
+        assert r["accuracy"] >= MIN_ZERO_SHOT_X_CHANCE / r["num_classes"], task
+
+
+@pytest.mark.slow
+def test_retrieval_and_probes_are_far_above_chance(results):
     retrieval = results["retrieval"]
-    family = results["zero_shot"]["instrument_family"]
-    print(
-        f"text->audio R@1 {retrieval['text_to_audio']['R@1']:.3f} "
-        f"(chance {retrieval['chance_R@1']:.4f}); instrument family zero-shot accuracy "
-        f"{family['accuracy']:.3f} (chance {1 / family['num_classes']:.3f})"
-    )
-    assert retrieval["text_to_audio"]["R@1"] >= 5 * retrieval["chance_R@1"]
-    assert family["accuracy"] >= 3 / family["num_classes"]
-    assert any("eval/retrieval/text_to_audio/R@1" in row for row in read_jsonl(str(workdir)))
+    for direction in ("audio_to_text", "text_to_audio"):
+        assert retrieval[direction]["R@1"] >= 10 * retrieval["chance_R@1"], direction
+    for task in SINGLE_LABEL:
+        probe = results["linear_probe"][task]
+        assert probe[POOLING]["test"] >= probe["chance"] + 0.1, task
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=NOT_YET)
+def test_probes_beat_the_better_baseline_on_every_task_by_ten_points_on_average(results):
+    gains = _gains(results)
+    assert min(gains.values()) > 0, gains
+    assert sum(gains.values()) / len(gains) >= MIN_MEAN_GAIN, gains
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=NOT_YET)
+def test_retrieval_r_at_1_reaches_the_target_both_ways(results):
+    for direction in ("audio_to_text", "text_to_audio"):
+        assert results["retrieval"][direction]["R@1"] >= MIN_R1, direction

@@ -6,7 +6,8 @@ only get there by training its audio tower on correctly paired captions.
 
 Three deliberate breakages must fail the same check: an off-by-one contrastive loss (every
 clip paired with its neighbour's caption), captions shuffled against the clips, and a frozen
-audio encoder (only the heads learn).
+audio encoder (only the heads learn). Measured on 2 cores (2026-11-30): trained 0.958; the
+breakages 0.104, 0.229 and 0.469 against the 0.8 threshold; about 45 s per training.
 """
 
 import dataclasses
@@ -139,7 +140,10 @@ def _train_and_score(corpus, tokenizer, *, shuffle_captions=False, frozen=()):
     )
     state = trainer.init()
     for batch in _batches(corpus, tokenizer, shuffle_captions):
-        state, _ = trainer.step(state, batch)
+        # Wait for each step, as the training loop does: hundreds of queued steps with
+        # collectives can starve XLA:CPU's thread pool of a participant.
+        state, metrics = trainer.step(state, batch)
+        jax.block_until_ready(metrics)
     model = nnx.merge(
         trainer.graphdef, jax.device_get(state["params"]), jax.device_get(state["rest"])
     )
@@ -160,6 +164,7 @@ def _train_and_score(corpus, tokenizer, *, shuffle_captions=False, frozen=()):
     probe = registry.get("linear_probe")(
         context, tasks=("order",), poolings=("mean_std",), c_grid=(0.1, 1.0)
     )["order"]["mean_std"]
+    print(f"zero-shot accuracy by order {zero['order']['accuracy']:.3f}, probe {probe['test']:.3f}")
     return zero["order"]["accuracy"], probe
 
 
@@ -171,9 +176,6 @@ def trained(corpus, tokenizer):
 def test_tiny_model_learns_what_spectral_statistics_cannot(trained):
     accuracy, probe = trained
     baseline = max(b["test"] for b in probe["baselines"].values())
-    print(
-        f"zero-shot by order {accuracy:.3f}; probe {probe['test']:.3f} vs baselines {baseline:.3f}"
-    )
     assert accuracy >= PASS
     assert baseline < 0.6  # the hand-crafted statistics cannot see order
     assert probe["test"] >= baseline + 0.25

@@ -1,11 +1,12 @@
 """The demo-scale data-scaling study: contrastive, captioning and hybrid pretraining, and
 contrastive pretraining initialised from a supervised tagging run, each on nested subsets
-(10%, 30%, 100%) of the demo corpus's training split, with the same tiny model, batch, number
-of steps and seed; every run is then evaluated (linear probe, zero-shot, retrieval for models
-with a text encoder, captioning for models with a decoder).
+(10%, 30%, 100%) of the demo corpus's training split, with three seeds per point (a tagging
+run per seed); every arm uses the demo recipe (`configs/demo.py`, its tiny model, batch and
+learning rate) for the same number of steps, and every run is then evaluated (linear probe,
+zero-shot, retrieval for models with a text encoder, captioning for models with a decoder).
 
-    # 1. a 4,000-clip demo corpus and its TFDS build
-    python -m audiolm_pt.data.demo_corpus --out=study_out/corpus --num_clips=4000 --seed=0
+    # 1. the demo corpus (6,000 clips) and its TFDS build
+    python -m audiolm_pt.data.demo_corpus --out=study_out/corpus --num_clips=6000 --seed=0
     python -m audiolm_pt.data.builders --format=demo --source_dir=study_out/corpus \
         --data_dir=study_out/tfds
     # 2. the sweep; run it again to go on after an interruption (failed points are retried)
@@ -13,12 +14,11 @@ with a text encoder, captioning for models with a decoder).
     # 3. one tidy table of every run's training, held-out and evaluation metrics
     python -m audiolm_pt.collect --root=study_out/runs --csv
 
-The arg is "key=value,..." with keys steps (default 300: about an hour for the 13 points on
-2 cores), fractions ("+"-separated, default
-0.1+0.3+1.0), seed (0) and data_dir (default $AUDIOLM_PT_STUDY_DATA_DIR, else
-study_out/tfds), e.g. `:steps=300,fractions=0.1+1.0`. The tagging run trains on the full
-training split with the labels of TAG_TASKS; its vocabulary is read from that split, so the
-TFDS build must exist before the sweep starts.
+The arg is "key=value,..." with keys steps (default STEPS), fractions and seeds
+("+"-separated, default 0.1+0.3+1.0 and 0+1+2) and data_dir (default
+$AUDIOLM_PT_STUDY_DATA_DIR, else study_out/tfds), e.g. `:steps=300,fractions=0.1+1.0`. The
+tagging runs train on the full training split with the labels of TAG_TASKS; its vocabulary is
+read from that split, so the TFDS build must exist before the sweep starts.
 """
 
 import os
@@ -26,7 +26,7 @@ import os
 from audiolm_pt.sweep import SweepError, grid, parse_arg
 from configs import demo
 
-STEPS = 400
+STEPS = 300
 SIZE = "tiny"  # the model preset of every point (configs/demo.py:<objective>,tiny)
 TAG_TASKS = "language,voice,instrument_family,event_category"
 ARMS = {  # arm: (objective, init)
@@ -51,9 +51,9 @@ DEMO_KEYS = (
     "data.pipeline.max_frames",
     "data.pipeline.num_workers",
 )
-# Evaluation kept to about a minute per run on 2 cores: mean-pooled linear probes with a
-# two-value C grid, trained on at most 1,600 clips (the `--limit` on every split, which
-# leaves the 4,000-clip corpus's 400-clip valid and test splits whole); greedy captions
+# Evaluation kept to about a minute per run on 2 cores: mean+std-pooled linear probes with a
+# two-value C grid and no baselines, trained on at most 1,600 clips (the `--limit` on every
+# split, which leaves the 6,000-clip corpus's 600-clip valid and test splits whole); greedy captions
 # without METEOR; zero-shot prompts that are the bare class name (the demo's tag-style
 # captions name classes that way, and one prompt keeps likelihood scoring cheap).
 PROBE = {"poolings": ["mean_std"], "c_grid": [0.1, 1.0], "baselines": []}

@@ -22,7 +22,7 @@ from audiolm_pt.data.demo_corpus import clips, events, levels, mixtures, music, 
 from audiolm_pt.data.demo_corpus.errors import ClipError
 from audiolm_pt.data.demo_corpus.splits import SPLITS
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 DOMAINS = ("speech", "music", "sound", "mixture")
 RECIPES = {
     "speech": (clips.draw_speech, clips.finish_speech),

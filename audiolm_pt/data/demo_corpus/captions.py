@@ -112,6 +112,8 @@ def speech_captions(rng: np.random.Generator, spec: dict, loudness: str) -> list
             f"a {_speed_phrase(spec)} {language} sentence spoken by {who}",
             f"someone talks in {language} with a {spec['pitch_level']}-pitched voice",
             f"{who} reads out a short sentence in {language}",
+            f"{language} spoken in {spec['voice_description']}",
+            f"someone with a {spec['voice_quality']} voice speaks {language}",
         ],
     )
     details = [
@@ -164,7 +166,7 @@ def speech_captions(rng: np.random.Generator, spec: dict, loudness: str) -> list
             spec["gender"],
             f"{_speed_phrase(spec)} speech",
             f"{spec['pitch_level']} pitch",
-            "synthetic voice",
+            f"{spec['voice_quality']} voice",
             "talking",
         ],
     )

@@ -12,20 +12,20 @@ from audiolm_pt.data.demo_corpus.errors import ClipError
 
 ESPEAK = "espeak-ng"
 
-# espeak-ng variant -> (gender, how a listener would describe it).
+# espeak-ng variant -> (gender, how a listener would describe it, the quality in a word).
 VOICES = {
-    "m1": ("male", "an adult male voice"),
-    "m2": ("male", "a plain male voice"),
-    "m3": ("male", "a deep male voice"),
-    "m7": ("male", "a bright male voice"),
-    "croak": ("male", "a croaky, rough male voice"),
-    "klatt": ("male", "a buzzy, robotic male voice"),
-    "f1": ("female", "a calm female voice"),
-    "f2": ("female", "a clear female voice"),
-    "f3": ("female", "a soft female voice"),
-    "f4": ("female", "a light female voice"),
-    "whisperf": ("female", "a whispering female voice"),
-    "grandma": ("female", "an elderly female voice"),
+    "m1": ("male", "an adult male voice", "adult"),
+    "m2": ("male", "a plain male voice", "plain"),
+    "m3": ("male", "a deep male voice", "deep"),
+    "m7": ("male", "a bright male voice", "bright"),
+    "croak": ("male", "a croaky, rough male voice", "croaky"),
+    "klatt": ("male", "a buzzy, robotic male voice", "robotic"),
+    "f1": ("female", "a calm female voice", "calm"),
+    "f2": ("female", "a clear female voice", "clear"),
+    "f3": ("female", "a soft female voice", "soft"),
+    "f4": ("female", "a light female voice", "light"),
+    "whisperf": ("female", "a whispering female voice", "whispering"),
+    "grandma": ("female", "an elderly female voice", "elderly"),
 }
 
 # Words per minute; espeak-ng's default is 175.
@@ -59,6 +59,7 @@ def draw_speech(rng: np.random.Generator, split: str, fractions: tuple) -> dict:
         "voice": voice,
         "gender": VOICES[voice][0],
         "voice_description": VOICES[voice][1],
+        "voice_quality": VOICES[voice][2],
         "rate": rate,
         "speed": speed_bucket(rate),
         "pitch": pitch,

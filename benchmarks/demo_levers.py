@@ -1,0 +1,164 @@
+"""What each lever of the demo recipe buys: every variant trained with `audiolm_pt.main` and
+evaluated with the demo's evaluation (`configs/demo.py:eval_options`: mean and mean+std probes
+beside the log-mel and MFCC baselines, retrieval, zero-shot with unseen prompt wording), one
+row per variant, written to notebooks/results/demo_levers.{json,md}.
+
+    for n in 2 6; do  # the 2,000- and 6,000-clip corpora
+      python -m audiolm_pt.data.demo_corpus --out=/tmp/d${n}k/corpus --num_clips=${n}000 --seed=0
+      python -m audiolm_pt.data.builders --format=demo --source_dir=/tmp/d${n}k/corpus \
+          --data_dir=/tmp/d${n}k/tfds
+    done
+    python benchmarks/demo_levers.py --root=/tmp/levers --data_2k=/tmp/d2k/tfds \
+        --data_6k=/tmp/d6k/tfds [--only=name,...]
+
+Variants already evaluated under --root are read, not rerun (`--table_only` never trains).
+Each variant states its differences from the demo config of this commit, so rows measured at
+earlier commits (the `commit` column) are reproduced by these overrides at this one.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from configs import demo
+
+RESULTS = Path(__file__).resolve().parents[1] / "notebooks" / "results"
+TASKS = ("language", "voice", "speed", "instrument_family", "tempo")
+NO_NORM = ("--config.model.audio.input_mean=0", "--config.model.audio.input_std=1")
+LR_1E3 = ("--config.optimizer.learning_rate=1e-3",)
+RANDOM_TEXT = (
+    "--config.model.text.init_from=",
+    "--config.model.text.locked=False",
+    f"--config.data.pipeline.tokenizer={demo.DEMO_TOKENIZER}",
+)
+WIDE = (
+    "--config.model.audio.transformer.width=128",
+    "--config.model.audio.transformer.depth=4",
+    "--config.model.audio.transformer.mlp_dim=512",
+    "--config.model.audio.conv_channels=16",
+    "--config.model.heads.joint_dim=128",
+)
+# name: (corpus, objective, overrides, what the row changes), in the order they were tried.
+VARIANTS = {
+    "random_text_2k": ("2k", "contrastive", (*RANDOM_TEXT, *NO_NORM, *LR_1E3),
+                       "the demo before: random-init text tower, 2,000 clips"),
+    "minilm_2k": ("2k", "contrastive", (*NO_NORM, *LR_1E3), "+ all-MiniLM-L6-v2, locked"),
+    "minilm_wide_2k": ("2k", "contrastive", (*NO_NORM, *LR_1E3, *WIDE),
+                       "+ audio width 128, depth 4"),
+    "minilm_6k": ("6k", "contrastive", (*NO_NORM, *LR_1E3), "MiniLM locked, 6,000 clips"),
+    "batch128_6k": ("6k", "contrastive", (*NO_NORM, *LR_1E3,
+                    "--config.data.pipeline.global_batch_size=128", "--config.train.num_steps=400",
+                    "--config.optimizer.warmup_steps=30"), "+ batch 128 at equal examples"),
+    "norm_6k": ("6k", "contrastive", LR_1E3, "+ input standardisation"),
+    "norm_wide_6k": ("6k", "contrastive", (*LR_1E3, *WIDE), "+ input standardisation, width 128"),
+    "lr3e-3_6k": ("6k", "contrastive", (), "+ input standardisation, lr 3e-3 (the demo)"),
+    "hybrid_6k": ("6k", "hybrid", (), "hybrid objective (contrastive + captioning)"),
+    "patch_6k": ("6k", "contrastive", ("--config.model.audio.frontend=patch",
+                 "--config.model.audio.patch_time=4", "--config.model.audio.patch_freq=80"),
+                 "patch (4 frames x 80 bins) front end instead of conv"),
+    "steps2400_6k": ("6k", "contrastive", ("--config.train.num_steps=2400",), "2,400 steps"),
+    "no_specaugment_6k": ("6k", "contrastive", ("--config.data.pipeline.time_masks=0",
+                          "--config.data.pipeline.freq_masks=0"), "without SpecAugment"),
+    "mixup_6k": ("6k", "contrastive", ("--config.data.pipeline.mixup_prob=0.3",),
+                 "+ mixup (p 0.3, dominant clip's caption)"),
+}  # fmt: skip
+
+
+def _run(root: Path, name: str, data_dir: str, objective: str, overrides: tuple) -> None:
+    workdir = root / name
+    python = sys.executable
+    train = [python, "-m", "audiolm_pt.main", f"--config=configs/demo.py:{objective}",
+             f"--workdir={workdir}", f"--config.data.data_dir={data_dir}",
+             f"--config.train.text_cache_dir={root / 'text_cache'}", *overrides]  # fmt: skip
+    evaluate = [python, "-m", "audiolm_pt.evaluate", f"--workdir={workdir}",
+                "--evals=linear_probe,retrieval,zero_shot",
+                f"--options={json.dumps(_options())}"]  # fmt: skip
+    repo = Path(__file__).resolve().parents[1]
+    for command in (train, evaluate):
+        start = time.perf_counter()
+        with open(root / f"{name}.log", "a", encoding="utf-8") as log:
+            subprocess.run(command, check=True, cwd=repo, stdout=log, stderr=log)
+        print(f"{name}: {command[2]} {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def _options() -> dict:
+    options = json.loads(demo.eval_options())
+    options["linear_probe"] = {"poolings": ["mean", "mean_std"]}
+    return options
+
+
+def _row(root: Path, name: str) -> dict | None:
+    evals = sorted((root / name / "eval").glob("[0-9]*.json"), key=lambda p: int(p.stem))
+    if not evals:
+        return None
+    results = json.loads(evals[-1].read_text())["results"]
+    probes = results["linear_probe"]
+    row = {"variant": name, "step": int(evals[-1].stem), "what": VARIANTS[name][3]}
+    for task in TASKS:
+        scores = probes[task]["mean_std"]
+        row[task] = scores["test"]
+        row[f"{task} baseline"] = max(b["test"] for b in scores["baselines"].values())
+    row["mean gain"] = sum(row[t] - row[f"{t} baseline"] for t in TASKS) / len(TASKS)
+    if "retrieval" in results:
+        row["R@1 a2t"] = results["retrieval"]["audio_to_text"]["R@1"]
+        row["R@1 t2a"] = results["retrieval"]["text_to_audio"]["R@1"]
+    for task in ("language", "instrument_family"):
+        zero = results.get("zero_shot", {}).get(task, {})
+        if "accuracy" in zero:
+            row[f"zero-shot {task} x chance"] = zero["accuracy"] * zero["num_classes"]
+    return row
+
+
+def markdown(rows: list[dict]) -> str:
+    columns = ["variant", "what", *TASKS, "mean gain", "R@1 a2t", "R@1 t2a",
+               "zero-shot language x chance", "zero-shot instrument_family x chance"]  # fmt: skip
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = []
+        for c in columns:
+            v = row.get(c, "")
+            if c in TASKS:
+                v = f"{row[c]:.2f} ({row[c + ' baseline']:.2f})"
+            elif isinstance(v, float):
+                v = f"{v:+.3f}" if c == "mean gain" else f"{v:.3f}"
+            cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, help="run directories go here")
+    parser.add_argument("--data_2k", default="", help="TFDS data_dir of the 2,000-clip corpus")
+    parser.add_argument("--data_6k", default="", help="TFDS data_dir of the 6,000-clip corpus")
+    parser.add_argument("--only", default="", help="comma-separated variants (default all)")
+    parser.add_argument("--table_only", action="store_true", help="read results, train nothing")
+    parser.add_argument("--out", default=str(RESULTS / "demo_levers"))
+    args = parser.parse_args()
+    root = Path(args.root)
+    root.mkdir(parents=True, exist_ok=True)
+    names = [n for n in args.only.split(",") if n] or list(VARIANTS)
+    for name in names:
+        if name not in VARIANTS:
+            raise SystemExit(f"--only: unknown variant {name!r}; known: {list(VARIANTS)}")
+        corpus, objective, overrides, _ = VARIANTS[name]
+        data_dir = {"2k": args.data_2k, "6k": args.data_6k}[corpus]
+        if _row(root, name) is None and not args.table_only:
+            if not data_dir:
+                raise SystemExit(f"variant {name} needs --data_{corpus}")
+            _run(root, name, data_dir, objective, overrides)
+    rows = [r for r in (_row(root, n) for n in names) if r is not None]
+    meta = {"command": " ".join(sys.argv), "load_average": os.getloadavg()}
+    Path(f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    Path(f"{args.out}.md").write_text(markdown(rows))
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
