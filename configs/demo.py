@@ -1,18 +1,18 @@
-"""Trains a small model on the demo corpus on CPU in about ten minutes (2 cores).
+"""Trains a small model on the demo corpus on CPU in about eight minutes (2 cores).
 
     bash launch/demo.sh   # builds demo_out/tfds first
     python -m audiolm_pt.main --config=configs/demo.py:contrastive --workdir=demo_out/train
 
 The arg picks the objective: contrastive (default), siglip, captioning or hybrid, optionally
-followed by a size: ",tiny" (the default: the `tiny` preset's width-64 towers) or ",wide"
+followed by a size: ",tiny" (the default: the `tiny` preset's width-64 audio tower) or ",wide"
 (width 256 in every tower, same depth). Held-out loss on the demo's validation split is logged
 every 200 steps.
 
-Why the demo is narrow: on the 2,000-clip demo corpus the width-64 model retrieves better
-after 1,200 steps (test R@1 audio->text 0.068, text->audio 0.054) than the width-256 one after
-800 or 1,200 (0.034/0.029 and 0.024/0.031), and trains 3.5x faster. The wide model is the
-demo shape at which a CPU step is bound by its matmuls rather than by memory traffic (about
-half of the measured matmul peak against 15%; benchmarks/results/train_step.json).
+The recipe, lever by lever (notebooks/results/demo_levers.md): objectives with a text tower
+use all-MiniLM-L6-v2, locked (its caption features cached once), with its own tokenizer;
+the audio tower reads standardised fbank features; AdamW at 3e-3 for 2,400 steps of 32 clips.
+A larger audio tower (width 128, depth 4) learned no better per unit of time on 2 cores, nor
+did a batch of 128, a patch front end or the hybrid objective.
 """
 
 import json
@@ -26,7 +26,7 @@ DEMO_TOKENIZER = str(Path(audiolm_pt.__file__).parent / "assets" / "demo_tokeniz
 OBJECTIVES = ("contrastive", "siglip", "captioning", "hybrid")
 SIZES = ("tiny", "wide")
 WIDE_WIDTH = 256
-# Measured on the 2,000-clip demo corpus's training split (every 10th clip, 74,525 frames).
+# Measured on a 2,000-clip demo corpus's training split (every 10th clip, 74,525 frames).
 FBANK_MEAN = 9.37
 FBANK_STD = 10.11
 WIDE_HEAD_DIM = 64
@@ -58,11 +58,11 @@ def get_config(arg: str | None = None):
     # Mean and standard deviation of the demo corpus's training fbank features.
     config.model.audio.input_mean = FBANK_MEAN
     config.model.audio.input_std = FBANK_STD
-    config.optimizer.learning_rate = 1e-3
+    config.optimizer.learning_rate = 3e-3
     config.optimizer.warmup_steps = 50
-    config.train.num_steps = 1200
+    config.train.num_steps = 2400
     config.train.log_every = 20
-    config.checkpoint.every_steps = 400
+    config.checkpoint.every_steps = 800
     config.checkpoint.keep_every = 0
     config.data.tfds_names = ("demo",)
     config.data.data_dir = "demo_out/tfds"
