@@ -18,7 +18,7 @@ from test_evaluate_handcrafted import dct_matrix
 
 from audiolm_pt import run_config
 from audiolm_pt.analysis import run_files
-from audiolm_pt.eval_summary import format_summary
+from audiolm_pt.eval_summary import format_summary, probe_rows
 from audiolm_pt.evaluate import probe, registry, runner, zero_shot
 from audiolm_pt.evaluate import tasks as label_tasks
 from audiolm_pt.evaluate.checkpoint import Run
@@ -346,6 +346,7 @@ def test_inspection_reads_what_the_evaluators_wrote(hybrid):
     assert probes.loc[("tone", "mean"), "gain"] == pytest.approx(tone["mean"]["gain"])
     summary = format_summary(saved)
     assert "tone" in summary
+    assert [r["pooling"] for r in probe_rows(saved)] == ["mean", "mean_std", "attention"]
     assert f"{tone['mean']['gain']:+.3f}" in summary
     examples = run_files.retrieval_examples(workdir, 0)
     assert examples["direction"].value_counts().to_dict() == {
