@@ -139,6 +139,16 @@ def load_tokenizer(config: ml_collections.ConfigDict) -> Any | None:
     return load(path)
 
 
+# Keys of the `train` section read by the trainer's assembly and by `run`, not by the loop.
+NOT_LOOP_KEYS = ("num_microbatches", "text_cache_dir")
+
+
+def loop_config(config: ml_collections.ConfigDict) -> loop.LoopConfig:
+    """The training loop's settings: the `train` section less `NOT_LOOP_KEYS`."""
+    values = {k: v for k, v in plain(config.train).items() if k not in NOT_LOOP_KEYS}
+    return strict_config.from_dict(loop.LoopConfig, values, "train")
+
+
 def text_cache_preparer(
     config: ml_collections.ConfigDict, trainer: Trainer, tokenizer: Any, cache_dir: str
 ) -> Callable[[dict[str, Any]], Callable[[dict], dict]]:
@@ -174,10 +184,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_sections(config, model)
     objective = strict_config.from_dict(ObjectiveConfig, plain(config.objective), "objective")
     ckpt_cfg = strict_config.from_dict(CheckpointConfig, plain(config.checkpoint), "checkpoint")
-    train_values = plain(config.train)
-    train_values.pop("num_microbatches", None)  # the trainer's, not the loop's
-    cache_dir = train_values.pop("text_cache_dir", "") or os.path.join(workdir, "text_cache")
-    loop_cfg = strict_config.from_dict(loop.LoopConfig, train_values, "train")
+    loop_cfg = loop_config(config)
+    cache_dir = config.train.get("text_cache_dir", "") or os.path.join(workdir, "text_cache")
     data = config.data
     trainer = build_from_config(config, model, loop_cfg.num_steps)
     to_global = make_to_global(trainer)

@@ -99,7 +99,10 @@ def _options() -> dict:
 
 
 def _row(root: Path, name: str) -> dict | None:
-    evals = sorted((root / name / "eval").glob("[0-9]*.json"), key=lambda p: int(p.stem))
+    evals = sorted(
+        (p for p in (root / name / "eval").glob("[0-9]*.json") if p.stem.isdigit()),
+        key=lambda p: int(p.stem),
+    )
     if not evals:
         return None
     results = json.loads(evals[-1].read_text())["results"]

@@ -12,7 +12,6 @@ from audiolm_pt import main, run_config, strict_config
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.sharding import ShardingConfig
 from audiolm_pt.train.checkpointing import CheckpointConfig
-from audiolm_pt.train.loop import LoopConfig
 from audiolm_pt.train.optimizer import OptimizerConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,15 +23,13 @@ def _load(name, arg=None):
 
 
 def _sections(config):
-    train = dict(config.train.to_dict())
-    train.pop("num_microbatches")
     return (
         run_config.model_config(config, None),
         strict_config.from_dict(ObjectiveConfig, config.objective.to_dict(), "objective"),
         OptimizerConfig.from_dict(config.optimizer.to_dict()),
         strict_config.from_dict(ShardingConfig, config.sharding.to_dict(), "sharding"),
         strict_config.from_dict(CheckpointConfig, config.checkpoint.to_dict(), "checkpoint"),
-        strict_config.from_dict(LoopConfig, train, "train"),
+        main.loop_config(config),
     )
 
 
@@ -56,10 +53,14 @@ def test_demo_config_builds(arg, size):
     config = _load("demo", arg + size)
     model, objective, *_ = _sections(config)
     assert (model.objective, objective.objective) == (arg, arg)
-    assert config.data.pipeline.tokenizer.endswith("demo_tokenizer.model")
+    pretrained = config.model.text.init_from
+    minilm = importlib.import_module("configs.common").minilm_dir()
+    assert bool(pretrained) == (arg != "captioning" and bool(minilm))
+    if not pretrained:
+        assert config.data.pipeline.tokenizer.endswith("demo_tokenizer.model")
     width = 256 if size == ",wide" else 64
-    towers = (model.audio, model.text, model.decoder)
-    assert [t.transformer.width for t in towers] == [width] * 3
+    assert [t.transformer.width for t in (model.audio, model.decoder)] == [width] * 2
+    assert model.text.transformer.width == (384 if pretrained else width)  # all-MiniLM-L6-v2
     assert model.heads.joint_dim == width
 
 
@@ -94,6 +95,7 @@ def test_tokenizer_sets_vocabulary_and_special_ids():
     from audiolm_pt.text import load_tokenizer
 
     config = _load("demo", "hybrid")
+    run_config.use_pretrained_tokenizer(config)  # the text tower's own, when it has one
     tok = load_tokenizer(os.path.join(ROOT, config.data.pipeline.tokenizer))
     model = run_config.model_config(config, tok)
     assert model.text.vocab_size == model.decoder.vocab_size == tok.vocab_size
@@ -154,3 +156,28 @@ def test_unknown_command_line_override_fails_naming_it(tmp_path):
     assert result.returncode != 0
     assert "lrr" in result.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_demo_uses_minilm_locked_and_falls_back_to_random_init_with_a_warning(
+    monkeypatch, caplog
+):
+    demo = importlib.import_module("configs.demo")
+    common = importlib.import_module("configs.common")
+    config = demo.get_config("contrastive")
+    assert config.model.text.init_from == common.minilm_dir()
+    assert config.model.text.locked
+    assert config.data.pipeline.tokenizer == ""  # the tower's own
+    assert demo.get_config("captioning").data.pipeline.tokenizer == demo.DEMO_TOKENIZER
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == common.MINILM_PACKAGE else real_find_spec(name, *a),
+    )
+    with caplog.at_level("WARNING"):
+        fallback = demo.get_config("contrastive")
+    assert fallback.model.text.init_from == ""
+    assert not fallback.model.text.locked
+    assert fallback.data.pipeline.tokenizer == demo.DEMO_TOKENIZER
+    assert "randomly initialised" in caplog.text
+    run_config.model_config(fallback, None)  # a valid random-init config
