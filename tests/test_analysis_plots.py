@@ -49,7 +49,12 @@ def test_metric_curves_draw_fits_where_fitted():
     final = tables.final_eval(tables.clean(pd.DataFrame(rows).assign(sweep="s"))[0])[0]
     fits = tables.curve_fits(final, ["m"])
     (ax,) = scaling_plots.metric_curves(final, ["m"], fits).axes
-    styles = sorted((line.get_linestyle(), len(line.get_xdata())) for line in ax.lines)
+    # Error-bar caps are marker-only lines (linestyle "None"); the curves and fits are the rest.
+    styles = sorted(
+        (line.get_linestyle(), len(line.get_xdata()))
+        for line in ax.lines
+        if line.get_linestyle() != "None"
+    )
     assert styles == [("-", 1), ("-", 3), ("--", 50)]
 
 

@@ -132,10 +132,18 @@ def _replicated_bytes(abstract, shardings) -> int:
     )
 
 
+def _trainable_bytes(params, text_locked: bool) -> int:
+    return sum(
+        x.size * x.dtype.itemsize
+        for path, x in jax.tree_util.tree_flatten_with_path(params)[0]
+        if not (text_locked and "text_encoder" in jax.tree_util.keystr(path))
+    )
+
+
 def test_state_bytes_per_device_follow_the_shardings():
     """Under FSDP an array is either split N ways or replicated, so the bytes a device holds
     are total/N plus (N-1)/N of the replicated ones; data-parallel holds everything; AdamW
-    keeps two moments per parameter."""
+    keeps two moments per trainable parameter (none for the demo's locked text tower)."""
     case = common.make_case("demo:contrastive,tiny", 8, 64, 8)
     for n in (2, 8):
         devices = jax.devices()[:n]
@@ -146,7 +154,9 @@ def test_state_bytes_per_device_follow_the_shardings():
         assert dp["params_bytes_total"] == params
         assert dp["params_bytes_per_device"] == params
         assert dp["opt_state_bytes_per_device"] == dp["opt_state_bytes_total"]
-        assert 2 * params <= fsdp["opt_state_bytes_total"] <= 2 * params + 64
+        trainable = _trainable_bytes(trainer.abstract["params"], case.model.text.locked)
+        assert (trainable < params) == case.model.text.locked
+        assert 2 * trainable <= fsdp["opt_state_bytes_total"] <= 2 * trainable + 64
         for key in ("params", "opt_state"):
             total = fsdp[f"{key}_bytes_total"]
             replicated = _replicated_bytes(trainer.abstract[key], trainer.shardings[key])
