@@ -158,9 +158,7 @@ def test_unknown_command_line_override_fails_naming_it(tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
-def test_demo_uses_minilm_locked_and_falls_back_to_random_init_with_a_warning(
-    monkeypatch, caplog
-):
+def test_demo_uses_minilm_locked_and_falls_back_to_random_init_with_a_warning(monkeypatch, caplog):
     demo = importlib.import_module("configs.demo")
     common = importlib.import_module("configs.common")
     config = demo.get_config("contrastive")
