@@ -44,9 +44,10 @@ def _pretrained_text(text: dict[str, Any], tokenizer: Any | None) -> dict[str, A
     """`model.text` with the shape and pooling of its `init_from` directory, after checking
     the directory's config, weights and tokenizer agree on the vocabulary."""
     directory = text["init_from"]
-    hf = hf_bert.text_config_from_hf(directory).to_dict()
+    hf_cfg = hf_bert.text_config_from_hf(directory)
+    hf_bert.check_weights(directory, hf_cfg)
+    hf = hf_cfg.to_dict()
     vocab = hf["vocab_size"]
-    hf_bert.check_weights(directory, vocab)
     if tokenizer is not None and tokenizer.vocab_size != vocab:
         raise ValueError(
             f"model.text.init_from={directory}: the tokenizer has {tokenizer.vocab_size} tokens "

@@ -156,42 +156,83 @@ def _break(bert_dir, tmp_path, edit):
     return broken
 
 
+def _set_config(d, **changes):
+    (d / "config.json").write_text(
+        json.dumps({**json.loads((d / "config.json").read_text()), **changes})
+    )
+
+
+def _edit_weights(d, edit):
+    weights = load_file(str(d / "model.safetensors"))
+    edit(weights)
+    save_file(weights, str(d / "model.safetensors"))
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
         (lambda d: (d / "config.json").unlink(), r"config\.json: missing"),
+        (lambda d: (d / "config.json").write_text("{bert"), r"config\.json: not valid JSON"),
         (lambda d: (d / "model.safetensors").unlink(), r"model\.safetensors: missing"),
         (
             lambda d: (d / "vocab.txt").unlink(),
             r"no tokenizer at .*tokenizer\.json \(nor a vocab\.txt",
         ),
         (
-            lambda d: (d / "config.json").write_text(
-                json.dumps({**json.loads((d / "config.json").read_text()), "model_type": "roberta"})
+            lambda d: (d / "vocab.txt").write_text(
+                (d / "vocab.txt").read_text().replace("[PAD]", "[PAX]")
             ),
+            r"vocab\.txt: no pad token",
+        ),
+        (
+            lambda d: (d / "tokenizer.json").write_text("[]"),
+            r"tokenizer\.json: not a tokenizers file",
+        ),
+        (
+            lambda d: _set_config(d, model_type="roberta"),
             r"config\.json: model_type='roberta' is not supported",
         ),
         (
-            lambda d: (d / "config.json").write_text(
-                json.dumps(
-                    {**json.loads((d / "config.json").read_text()), "num_hidden_layers": "two"}
-                )
-            ),
+            lambda d: _set_config(d, num_hidden_layers="two"),
             r"config\.json: num_hidden_layers is missing or not an integer",
+        ),
+        (
+            lambda d: _set_config(d, num_attention_heads=5),
+            r"config\.json: hidden_size=32 is not a multiple of num_attention_heads=5",
+        ),
+        (
+            lambda d: (d / "1_Pooling" / "config.json").write_text(
+                '{"pooling_mode_max_tokens": true}'
+            ),
+            r"1_Pooling/config\.json: pooling_mode_max_tokens set; only",
+        ),
+        (
+            lambda d: (d / "1_Pooling" / "config.json").write_text("[1]"),
+            r"1_Pooling/config\.json: expected a JSON object",
         ),
         (
             lambda d: (d / "vocab.txt").write_text((d / "vocab.txt").read_text() + "extra\n"),
             r"tokenizer has 73 tokens but config\.json vocab_size=72",
         ),
         (
-            lambda d: save_file(
-                {
-                    k: (v[:-1] if k == "embeddings.word_embeddings.weight" else v)
-                    for k, v in load_file(str(d / "model.safetensors")).items()
-                },
-                str(d / "model.safetensors"),
+            lambda d: _edit_weights(
+                d, lambda w: w.update({k: w[k][:-1] for k in ["embeddings.word_embeddings.weight"]})
             ),
-            r"word_embeddings\.weight has 71 rows but config\.json vocab_size=72",
+            r"word_embeddings\.weight has shape \(71, 32\) but config\.json implies \(72, 32\)",
+        ),
+        (
+            lambda d: _edit_weights(d, lambda w: w.pop("encoder.layer.1.output.dense.bias")),
+            r"model\.safetensors: lacks tensor 'encoder\.layer\.1\.output\.dense\.bias'",
+        ),
+        (
+            lambda d: _edit_weights(
+                d,
+                lambda w: w.update(
+                    {k: w[k].T.copy() for k in ["encoder.layer.0.intermediate.dense.weight"]}
+                ),
+            ),
+            r"encoder\.layer\.0\.intermediate\.dense\.weight has shape \(32, 64\) but "
+            r"config\.json implies \(64, 32\)",
         ),
     ],
 )
@@ -201,14 +242,10 @@ def test_broken_directories_stop_at_start_up_naming_file_and_key(bert_dir, tmp_p
         _model_cfg(_config(broken))
 
 
-def test_a_missing_tensor_is_named_at_initialisation(bert_dir, tmp_path):
-    def drop(d):
-        weights = load_file(str(d / "model.safetensors"))
-        del weights["encoder.layer.1.output.dense.bias"]
-        save_file(weights, str(d / "model.safetensors"))
-
-    broken = _break(bert_dir, tmp_path, drop)
+def test_a_tensor_gone_after_start_up_is_named_at_initialisation(bert_dir, tmp_path):
+    broken = _break(bert_dir, tmp_path, lambda d: None)
     trainer = _trainer(_model_cfg(_config(broken)))
+    _edit_weights(broken, lambda w: w.pop("encoder.layer.1.output.dense.bias"))
     with pytest.raises(
         KeyError, match=r"model\.safetensors: lacks tensor 'encoder\.layer\.1\.output\.dense\.bias'"
     ):

@@ -8,7 +8,6 @@ built on them (all-MiniLM-L6-v2, BGE, E5 ...). Other families (RoBERTa's offset 
 DistilBERT's names, ALBERT's factorised embeddings) fail at the check, naming the key.
 """
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from flax import nnx
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
+from audiolm_pt.json_file import read_object
 from audiolm_pt.models.config import TextEncoderConfig, TransformerConfig
 from audiolm_pt.models.text_encoder import TextEncoder
 
@@ -30,6 +30,7 @@ MODEL_TYPES = ("bert",)
 # Parts of a BertModel checkpoint the encoder does not use.
 _UNUSED_PREFIXES = ("pooler.", "embeddings.position_ids", "cls.")
 _WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
+_LAYER = "encoder.layer.{i}."
 
 
 def read_hf_config(path: str | Path) -> dict[str, Any]:
@@ -38,10 +39,7 @@ def read_hf_config(path: str | Path) -> dict[str, Any]:
     file = Path(path) / CONFIG_FILE
     if not file.is_file():
         raise FileNotFoundError(f"{file}: missing (a pretrained text tower needs its config)")
-    try:
-        hf = json.loads(file.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{file}: not valid JSON ({err})") from err
+    hf = read_object(file)
     checks = (
         ("model_type", hf.get("model_type"), MODEL_TYPES),
         ("hidden_act", hf.get("hidden_act", "gelu"), ("gelu",)),
@@ -60,6 +58,11 @@ def read_hf_config(path: str | Path) -> dict[str, Any]:
     ):
         if not isinstance(hf.get(key), int):
             raise ValueError(f"{file}: {key} is missing or not an integer")
+    if hf["hidden_size"] % hf["num_attention_heads"]:
+        raise ValueError(
+            f"{file}: hidden_size={hf['hidden_size']} is not a multiple of "
+            f"num_attention_heads={hf['num_attention_heads']}"
+        )
     return hf
 
 
@@ -68,12 +71,16 @@ def sentence_pooling(path: str | Path) -> str | None:
     file = Path(path) / POOLING_FILE
     if not file.is_file():
         return None
-    modes = json.loads(file.read_text())
+    modes = read_object(file)
     if modes.get("pooling_mode_mean_tokens"):
         return "mean"
     if modes.get("pooling_mode_cls_token"):
         return "cls"
-    raise ValueError(f"{file}: only mean or CLS-token pooling is supported")
+    chosen = sorted(k for k, v in modes.items() if k.startswith("pooling_mode_") and v)
+    raise ValueError(
+        f"{file}: {', '.join(chosen) or 'no pooling_mode_* key'} set; only "
+        "pooling_mode_mean_tokens or pooling_mode_cls_token is supported"
+    )
 
 
 def text_config_from_hf(path: str | Path, **overrides: Any) -> TextEncoderConfig:
@@ -102,21 +109,44 @@ def text_config_from_hf(path: str | Path, **overrides: Any) -> TextEncoderConfig
     return TextEncoderConfig(transformer=transformer, **{**fields, **overrides})
 
 
-def check_weights(path: str | Path, vocab_size: int) -> None:
-    """model.safetensors exists and its word embeddings have `vocab_size` rows (read from the
-    header only)."""
+def check_weights(path: str | Path, cfg: TextEncoderConfig) -> None:
+    """model.safetensors exists and holds every tensor the encoder of `cfg` loads, in the
+    shape config.json implies (read from the header only, so it is cheap at start-up)."""
     file = Path(path) / WEIGHTS_FILE
     if not file.is_file():
         raise FileNotFoundError(f"{file}: missing (a pretrained text tower needs its weights)")
     with safe_open(str(file), framework="numpy") as f:
         names = {k.removeprefix("bert."): k for k in f.keys()}  # noqa: SIM118 (not a dict)
-        if _WORD_EMBEDDINGS not in names:
-            raise ValueError(f"{file}: lacks tensor {_WORD_EMBEDDINGS!r}")
-        rows = f.get_slice(names[_WORD_EMBEDDINGS]).get_shape()[0]
-    if rows != vocab_size:
-        raise ValueError(
-            f"{file}: {_WORD_EMBEDDINGS} has {rows} rows but {CONFIG_FILE} vocab_size={vocab_size}"
-        )
+        for name, expected in _hf_shapes(cfg).items():
+            if name not in names:
+                raise ValueError(f"{file}: lacks tensor {name!r}")
+            shape = tuple(f.get_slice(names[name]).get_shape())
+            if shape != expected:
+                raise ValueError(
+                    f"{file}: {name} has shape {shape} but {CONFIG_FILE} implies {expected}"
+                )
+
+
+def _hf_shapes(cfg: TextEncoderConfig) -> dict[str, tuple[int, ...]]:
+    """Every Hugging Face tensor name the encoder of `cfg` loads -> its shape in the file."""
+    h, f = cfg.transformer.width, cfg.transformer.mlp_dim
+    special = {
+        _WORD_EMBEDDINGS: (cfg.vocab_size, h),
+        "embeddings.position_embeddings.weight": (cfg.max_positions, h),
+        "embeddings.token_type_embeddings.weight": (cfg.type_vocab_size, h),
+        "intermediate.dense.weight": (f, h),
+        "intermediate.dense.bias": (f,),
+        "output.dense.weight": (h, f),
+    }
+    shapes = {}
+    for template, _ in _mapping(cfg).values():
+        layers = range(cfg.transformer.depth) if "{i}" in template else [None]
+        key = template.removeprefix(_LAYER)
+        # Within a layer the only non-square matrices are the MLP's; vectors are width long.
+        matrix = template.endswith(".weight") and "LayerNorm" not in template
+        shape = special.get(key, (h, h) if matrix else (h,))
+        shapes.update({template.format(i=i): shape for i in layers})
+    return shapes
 
 
 def _mapping(cfg: TextEncoderConfig) -> dict[tuple, tuple[str, Callable]]:
@@ -135,7 +165,6 @@ def _mapping(cfg: TextEncoderConfig) -> dict[tuple, tuple[str, Callable]]:
         ("embed_norm", "scale"): ("embeddings.LayerNorm.weight", same),
         ("embed_norm", "bias"): ("embeddings.LayerNorm.bias", same),
     }
-    layer = "encoder.layer.{i}."
     per_layer = {
         ("attn", "out", "kernel"): ("attention.output.dense.weight", heads_out),
         ("attn", "out", "bias"): ("attention.output.dense.bias", same),
@@ -152,7 +181,7 @@ def _mapping(cfg: TextEncoderConfig) -> dict[tuple, tuple[str, Callable]]:
         per_layer[("attn", name, "kernel")] = (f"attention.self.{name}.weight", heads_in)
         per_layer[("attn", name, "bias")] = (f"attention.self.{name}.bias", heads_bias)
     for path, (hf_name, fn) in per_layer.items():
-        table[("layers", "blocks", *path)] = (layer + hf_name, fn)
+        table[("layers", "blocks", *path)] = (_LAYER + hf_name, fn)
     return table
 
 

@@ -2,13 +2,13 @@
 or a BERT WordPiece ``vocab.txt`` (with ``tokenizer_config.json``'s lower-casing)."""
 
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import tokenizers
 from tokenizers.implementations import BertWordPieceTokenizer
 
+from audiolm_pt.json_file import read_object
 from audiolm_pt.text.base import Tokenizer
 
 # Accepted spellings of each special token, BERT style first, then RoBERTa/SentencePiece style.
@@ -24,7 +24,7 @@ SPECIAL_TOKEN_NAMES = {
 class HFTokenizer(Tokenizer):
     """Wraps ``tokenizers.Tokenizer``; BERT's [CLS]/[SEP] serve as BOS/EOS."""
 
-    def __init__(self, tokenizer: tokenizers.Tokenizer):
+    def __init__(self, tokenizer: tokenizers.Tokenizer, source: str = "tokenizer"):
         self._tok = tokenizer
         # Padding and truncation are the pipeline's job; a tokenizer.json may enable either.
         self._tok.no_padding()
@@ -34,13 +34,17 @@ class HFTokenizer(Tokenizer):
             found = [i for i in ids if i is not None]
             if not found:
                 raise ValueError(
-                    f"tokenizer has no {name} token: none of {list(candidates)} in its vocabulary"
+                    f"{source}: no {name} token (none of {list(candidates)} in the vocabulary)"
                 )
             setattr(self, f"{name}_id", found[0])
 
     @classmethod
     def from_file(cls, path: str | Path) -> "HFTokenizer":
-        return cls(tokenizers.Tokenizer.from_file(str(path)))
+        try:
+            tokenizer = tokenizers.Tokenizer.from_file(str(path))
+        except Exception as err:  # the Rust library raises a bare Exception
+            raise ValueError(f"{path}: not a tokenizers file ({err})") from err
+        return cls(tokenizer, str(path))
 
     @classmethod
     def from_vocab(cls, directory: str | Path) -> "HFTokenizer":
@@ -48,11 +52,12 @@ class HFTokenizer(Tokenizer):
         ``tokenizer_config.json`` says ``do_lower_case: false``."""
         directory = Path(directory)
         config = directory / "tokenizer_config.json"
-        settings = json.loads(config.read_text()) if config.is_file() else {}
+        settings = read_object(config) if config.is_file() else {}
+        vocab = directory / "vocab.txt"
         wordpiece = BertWordPieceTokenizer(
-            str(directory / "vocab.txt"), lowercase=settings.get("do_lower_case", True)
+            str(vocab), lowercase=settings.get("do_lower_case", True)
         )
-        return cls(wordpiece._tokenizer)
+        return cls(wordpiece._tokenizer, str(vocab))
 
     @property
     def vocab_size(self) -> int:
