@@ -30,6 +30,20 @@ def test_welch_matches_scipy_ttest():
     assert half == pytest.approx((hi - lo) / 2)
 
 
+def test_contrast_of_four_groups_by_hand():
+    """(a - b) - (c - d) with variances s^2/n summed and Welch-Satterthwaite degrees of
+    freedom, computed term by term."""
+    groups = [[0.70, 0.74, 0.69], [0.60, 0.66, 0.58, 0.61], [0.50, 0.52, 0.57], [0.40, 0.49, 0.44]]
+    signs = [1, -1, -1, 1]
+    estimate, half = intervals.contrast(list(zip(signs, groups, strict=True)))
+    means = [sum(g) / len(g) for g in groups]
+    v = [stats.tvar(g) / len(g) for g in groups]
+    dof = sum(v) ** 2 / sum(vi**2 / (len(g) - 1) for vi, g in zip(v, groups, strict=True))
+    assert estimate == pytest.approx(means[0] - means[1] - means[2] + means[3])
+    assert half == pytest.approx(stats.t.ppf(0.975, dof) * math.sqrt(sum(v)))
+    assert math.isnan(intervals.contrast([(1, [0.5]), (-1, [0.4, 0.5])])[1])
+
+
 ARMS = {
     "contrastive": "contrastive",
     "captioning": "captioning",

@@ -1,6 +1,6 @@
 """Seed statistics of a study's final figures: mean and 95% Student-t interval per (metric,
-arm, data size), Welch intervals for differences between arms, and the CaptionStew study's
-three findings judged against them.
+arm, data size), Welch(-Satterthwaite) intervals for differences and contrasts of arm means,
+and the CaptionStew study's three findings judged against them.
 
 A finding is "shown" when its 95% interval lies wholly on the side the study reports,
 "contradicted" when it lies wholly on the other side, and "unresolved" when it contains zero
@@ -58,16 +58,27 @@ def interval_table(final: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
 def welch(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> tuple[float, float]:
     """(mean(a) - mean(b), half-width of its Welch interval); NaN half-width when either side
     has fewer than two values."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    diff = float(a.mean() - b.mean())
-    if len(a) < 2 or len(b) < 2:
-        return diff, math.nan
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return diff, 0.0
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    return diff, float(stats.t.ppf(0.5 + level / 2, dof) * se)
+    return contrast([(1.0, a), (-1.0, b)], level)
+
+
+def contrast(
+    terms: Sequence[tuple[float, Sequence[float]]], level: float = LEVEL
+) -> tuple[float, float]:
+    """(sum of c * mean(values) over `terms` (c, values), half-width of its interval): the
+    groups are taken as independent with unequal variances, so the standard error sums
+    c^2 s^2 / n and the t-quantile uses Welch-Satterthwaite degrees of freedom (for two terms
+    with c = +1, -1 this is Welch's interval). NaN half-width when a group has fewer than two
+    values."""
+    groups = [(c, np.asarray(v, np.float64)) for c, v in terms]
+    estimate = float(sum(c * x.mean() for c, x in groups))
+    if any(len(x) < 2 for _, x in groups):
+        return estimate, math.nan
+    parts = [(c * c * x.var(ddof=1) / len(x), len(x) - 1) for c, x in groups]
+    variance = sum(v for v, _ in parts)
+    if variance == 0:
+        return estimate, 0.0
+    dof = variance**2 / sum(v * v / d for v, d in parts)
+    return estimate, float(stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(variance))
 
 
 def _values(scores: pd.DataFrame, metric: str, arm: str, fraction: float) -> np.ndarray:
@@ -124,48 +135,49 @@ def findings(
        `language_metric` from the smallest to the largest fraction minus contrastive's, > 0.
     3. Supervised initialisation has diminishing returns: the initialised arm's advantage over
        its scratch arm on `probe_metric` at the smallest fraction minus at the largest, > 0.
-    Each difference of independent runs gets a Welch interval (the scaling differences sum
-    the variances of their four means)."""
+    Each estimate is a contrast of arm means with a Welch-Satterthwaite interval
+    (`contrast`). It treats every (arm, fraction) group as independent runs; the study's
+    points at one seed share that seed (and, for the initialised arm, its tagging run), which
+    this ignores."""
     con, cap = arms["contrastive"], arms["captioning"]
     init, scratch = arms["contrastive_init"], arms["scratch_of_init"]
     low, high = _common_range(scores, (probe_metric, language_metric), (con, cap, init, scratch))
-    out = []
-    diff, half = welch(
-        _values(scores, probe_metric, con, low), _values(scores, probe_metric, cap, low)
-    )
-    out.append(
+
+    def values(metric: str, arm: str, fraction: float) -> np.ndarray:
+        return _values(scores, metric, arm, fraction)
+
+    out = [
         _finding(
             "contrastive is more data-efficient than captioning at small scale",
             f"{probe_metric}: contrastive - captioning at fraction {low:g}",
-            diff,
-            half,
-        )
-    )
-    cap_gain = _gain(scores, language_metric, cap, low, high)
-    con_gain = _gain(scores, language_metric, con, low, high)
-    out.append(
+            *welch(values(probe_metric, con, low), values(probe_metric, cap, low)),
+        ),
         _finding(
             "captioning scales better than contrastive on language-involved tasks",
             f"{language_metric}: captioning's gain from fraction {low:g} to {high:g} minus "
             "contrastive's",
-            cap_gain[0] - con_gain[0],
-            math.hypot(cap_gain[1], con_gain[1]),
-        )
-    )
-    small = welch(
-        _values(scores, probe_metric, init, low), _values(scores, probe_metric, scratch, low)
-    )
-    large = welch(
-        _values(scores, probe_metric, init, high), _values(scores, probe_metric, scratch, high)
-    )
-    out.append(
+            *contrast(
+                [
+                    (1.0, values(language_metric, cap, high)),
+                    (-1.0, values(language_metric, cap, low)),
+                    (-1.0, values(language_metric, con, high)),
+                    (1.0, values(language_metric, con, low)),
+                ]
+            ),
+        ),
         _finding(
             "supervised initialisation helps less as pretraining data grows",
             f"{probe_metric}: (init - scratch) at fraction {low:g} minus at fraction {high:g}",
-            small[0] - large[0],
-            math.hypot(small[1], large[1]),
-        )
-    )
+            *contrast(
+                [
+                    (1.0, values(probe_metric, init, low)),
+                    (-1.0, values(probe_metric, scratch, low)),
+                    (-1.0, values(probe_metric, init, high)),
+                    (1.0, values(probe_metric, scratch, high)),
+                ]
+            ),
+        ),
+    ]
     return out
 
 
@@ -182,8 +194,3 @@ def _common_range(
     if not common:
         raise ValueError(f"no data fraction has {list(metrics)} for every arm of {list(arms)}")
     return min(common), max(common)
-
-
-def _gain(scores, metric, arm, low, high) -> tuple[float, float]:
-    """(mean at `high` - mean at `low`, its Welch half-width)."""
-    return welch(_values(scores, metric, arm, high), _values(scores, metric, arm, low))
