@@ -28,7 +28,8 @@ $PY -m audiolm_pt.main --config=configs/demo.py:contrastive --workdir="$OUT/trai
   --config.data.data_dir="$OUT/tfds"
 $PY -m audiolm_pt.evaluate --workdir="$OUT/train" --evals=retrieval,zero_shot,linear_probe \
   --options="$($PY -c 'from configs import demo; print(demo.eval_options())')" \
-  --summary="$OUT/train/eval_summary.txt" > "$OUT/train/eval_summary.json" 2> "$OUT/train/eval.log"
+  --summary="$OUT/train/eval_summary.txt" > "$OUT/train/eval_summary.json" 2> "$OUT/train/eval.log" \
+  || { tail -n 30 "$OUT/train/eval.log" >&2; echo "demo: evaluation failed (log: $OUT/train/eval.log)" >&2; exit 1; }
 cat "$OUT/train/eval_summary.txt"
 echo "demo: corpus in $OUT/corpus, ArrayRecord splits in $OUT/tfds, run in $OUT/train," \
   "evaluation in $OUT/train/eval/ (numbers: $OUT/train/eval_summary.json)"
