@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 BASELINE_NAMES = {"logmel_stats": "log-mel", "mfcc_stats": "MFCC"}
+# The linear probe's poolings, in the order rows are shown.
+POOLINGS = ("mean", "mean_std", "attention")
 HEADLINE_POOLING = "mean_std"
-# Per-task entries of a probe result that hold counts by split, not a pooling's scores.
-PER_TASK = ("unseen_label", "num_clips")
 
 
 def probe_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -21,8 +21,9 @@ def probe_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     for task, result in sorted(results.get("linear_probe", {}).items()):
         if not isinstance(result, Mapping):
             continue
-        for pooling, scores in sorted(result.items(), key=lambda kv: _pooling_order(kv[0])):
-            if pooling in PER_TASK or not isinstance(scores, Mapping) or "test" not in scores:
+        for pooling in POOLINGS:
+            scores = result.get(pooling)
+            if not isinstance(scores, Mapping) or "test" not in scores:
                 continue
             baselines = scores.get("baselines", {})
             row = {
@@ -38,11 +39,6 @@ def probe_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 row[name] = baselines.get(name, {}).get("test")
             rows.append(row)
     return rows
-
-
-def _pooling_order(name: str) -> tuple[int, str]:
-    order = ("mean", "mean_std", "attention")
-    return (order.index(name) if name in order else len(order), name)
 
 
 def mean_gain(rows: list[dict[str, Any]], pooling: str = HEADLINE_POOLING) -> float | None:

@@ -26,6 +26,7 @@ import memory  # noqa: E402
 import scaling  # noqa: E402
 
 from audiolm_pt.train import mfu  # noqa: E402
+from audiolm_pt.train.build import TEXT_TOWER  # noqa: E402
 
 META_KEYS = {
     "date",
@@ -136,7 +137,7 @@ def _trainable_bytes(params, text_locked: bool) -> int:
     return sum(
         x.size * x.dtype.itemsize
         for path, x in jax.tree_util.tree_flatten_with_path(params)[0]
-        if not (text_locked and "text_encoder" in jax.tree_util.keystr(path))
+        if not (text_locked and TEXT_TOWER in jax.tree_util.keystr(path))
     )
 
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from audiolm_pt.eval_summary import POOLINGS
 from audiolm_pt.evaluate import handcrafted, probe
 from audiolm_pt.evaluate import tasks as label_tasks
 from audiolm_pt.evaluate.context import ROLES, Context
 from audiolm_pt.evaluate.registry import register
 
-POOLINGS = ("mean", "mean_std", "attention")
 BASELINES = tuple(handcrafted.BASELINES)
 
 
