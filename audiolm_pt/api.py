@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import soxr
 
-from audiolm_pt.audio import AudioError, FbankConfig, fbank_np, load_audio, num_fbank_frames
+from audiolm_pt.audio import AudioError, fbank_np, load_audio, num_fbank_frames
 from audiolm_pt.evaluate.checkpoint import Run, load_run
 from audiolm_pt.evaluate.inference import Encoded, Inference
 from audiolm_pt.evaluate.zero_shot import TEMPLATES, class_embeddings
@@ -42,9 +42,7 @@ class AudioModel:
 
     def __init__(self, run: Run, batch_size: int = 8):
         self.run = run
-        fbank = dict(run.config.data.pipeline.get("fbank", {}) or {})
-        fbank.setdefault("num_mel_bins", run.model_cfg.audio.n_mels)
-        self.fbank = FbankConfig(**fbank)
+        self.fbank = run.config.data.pipeline.fbank
         self.sample_rate = self.fbank.sample_rate
         self._inference = Inference(
             run.model, run.tokenizer, max_text_len=run.max_text_len, batch_size=batch_size

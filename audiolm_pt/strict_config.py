@@ -1,9 +1,12 @@
-"""Frozen-dataclass configs built from plain dicts (or ConfigDicts) that refuse unknown keys.
+"""Frozen-dataclass configs built from plain dicts (or ConfigDicts) that refuse unknown keys
+and values of the wrong type.
 
 A typo in an experiment config must stop the run at start-up with the key named, instead of
-silently training with the default. Nested dataclass fields are built recursively and lists
-become tuples, so configs stay hashable (they are static arguments of jitted functions).
-Pure Python: the model and train-step code import it without the data stack.
+silently training with the default. Values are checked against the field's type hint (ints
+are accepted where floats are expected, lists where tuples are), nested dataclass fields are
+built recursively and lists become tuples, so configs stay hashable (they are static
+arguments of jitted functions). Pure Python: the model and train-step code import it without
+the data stack.
 """
 
 import dataclasses
@@ -16,9 +19,14 @@ T = TypeVar("T")
 
 
 def from_dict(cls: type[T], values: Mapping[str, Any], section: str = "") -> T:
-    """``cls(**values)``; an unknown key fails naming ``section.key``."""
+    """``cls(**values)``; an unknown key or a value of the wrong type fails naming
+    ``section.key``."""
     if hasattr(values, "to_dict"):
         values = values.to_dict()
+    if not isinstance(values, Mapping):
+        raise ValueError(
+            f"config key {section or cls.__name__}: expected a mapping, got {values!r}"
+        )
     prefix = f"{section}." if section else ""
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
@@ -27,19 +35,95 @@ def from_dict(cls: type[T], values: Mapping[str, Any], section: str = "") -> T:
             f"unknown config key {prefix + unknown[0]!r} for {cls.__name__}; known: {sorted(known)}"
         )
     hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in values.items():
-        nested = _dataclass_in(hints[key])
-        if nested is not None and isinstance(value, Mapping):
-            value = from_dict(nested, value, prefix + key)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[key] = value
-    return cls(**kwargs)
+    kwargs = {key: typed(hints[key], value, prefix + key) for key, value in values.items()}
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        if not section or str(err).startswith(prefix):
+            raise
+        # The section's own checks name the field; the prefix says where it sits.
+        raise ValueError(f"{section}: {err}") from None
 
 
-def _dataclass_in(hint: Any) -> type | None:
-    candidates = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    return next(
-        (c for c in candidates if isinstance(c, type) and dataclasses.is_dataclass(c)), None
-    )
+class _MismatchError(ValueError):
+    """`value` at `key` is not a `hint`."""
+
+    def __init__(self, key: str, hint: Any, value: Any):
+        super().__init__(f"config key {key}: expected {_name(hint)}, got {value!r}")
+
+
+def typed(hint: Any, value: Any, key: str) -> Any:
+    """`value` checked against type `hint` (and converted: lists to tuples, ints to floats,
+    mappings to nested dataclasses); a mismatch fails naming `key`."""
+    try:
+        return _convert(hint, value, key)
+    except _MismatchError as err:
+        raise ValueError(str(err)) from None
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or hint is object:
+        return value
+    if origin in (types.UnionType, typing.Union):
+        for candidate in args:
+            try:
+                return _convert(candidate, value, key)
+            except _MismatchError:
+                continue
+        raise _MismatchError(key, hint, value)
+    if hint is type(None):
+        if value is None:
+            return None
+        raise _MismatchError(key, hint, value)
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise _MismatchError(key, hint, value)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if isinstance(value, Mapping) or hasattr(value, "to_dict"):
+            return from_dict(hint, value, key)
+        raise _MismatchError(key, hint, value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _MismatchError(key, hint, value)
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _MismatchError(key, hint, value)
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise _MismatchError(key, hint, value)
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise _MismatchError(key, hint, value)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise _MismatchError(key, hint, value)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+        if args and len(args) != len(value):
+            raise _MismatchError(key, hint, value)
+        return tuple(
+            _convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
+    if origin in (Mapping, dict, typing.Mapping) or hint in (dict, Mapping):
+        if hasattr(value, "to_dict"):
+            value = value.to_dict()
+        if not isinstance(value, Mapping):
+            raise _MismatchError(key, hint, value)
+        key_hint, value_hint = args or (Any, Any)
+        return {
+            _convert(key_hint, k, key): _convert(value_hint, v, f"{key}.{k}")
+            for k, v in value.items()
+        }
+    return value
+
+
+def _name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")

@@ -105,12 +105,16 @@ def load_config(spec: str) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """One experiment config at one batch shape: `config` (the shape written into its
-    `data.pipeline`) and the model config built from it, with the config's tokenizer."""
+    """One experiment config at one batch shape: `config` (the ConfigDict, the shape written
+    into its `data.pipeline`) and `parsed`, the experiment config `audiolm_pt.main` reads."""
 
     spec: str
     config: Any
-    model: Any
+    parsed: Any
+
+    @property
+    def model(self) -> Any:
+        return self.parsed.model
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -130,7 +134,7 @@ def make_case(
 ) -> Case:
     """Config `spec` at (batch, frames, tokens); `dtype` and `remat` override every
     transformer stack's compute dtype and remat policy. Position tables grow to the shape."""
-    from audiolm_pt.run_config import model_config  # light: no trainer imports
+    from audiolm_pt import experiment  # light: no trainer imports
 
     config = load_config(spec)
     m = config.model
@@ -144,12 +148,7 @@ def make_case(
     m.decoder.max_length = max(m.decoder.max_length, tokens)
     p = config.data.pipeline
     p.global_batch_size, p.max_frames, p.max_text_len = batch, frames, tokens
-    tokenizer = None
-    if p.tokenizer:
-        from audiolm_pt.text import load_tokenizer  # only configs that name one need it
-
-        tokenizer = load_tokenizer(p.tokenizer)
-    return Case(spec, config, model_config(config, tokenizer))
+    return Case(spec, config, experiment.parse(config))
 
 
 def trainer_for(
@@ -163,11 +162,10 @@ def trainer_for(
     from audiolm_pt.train.build import build_from_config
 
     return build_from_config(
-        case.config,
-        case.model,
-        total_steps,
+        case.parsed,
         sharding_overrides=sharding_values,
         devices=list(devices),
+        total_steps=total_steps,
     )
 
 

@@ -127,7 +127,7 @@ def compare_step(args) -> list[dict[str, Any]]:
         shape = train_step.SMOKE_SHAPE if args.smoke else train_step.default_shape(spec, on_cpu)
         case = common.make_case(spec, *shape, dtype=dtype)
         config = train_step.demo_data_config(case, args.data_dir)
-        iterator = main_lib.make_iterator(config, case.model, "train")
+        iterator = main_lib.make_iterator(config, "train")
         try:
             piped = _timed(iterator, args.num_batches, shape[0])
             piped["skipped"] = dict(iterator.skipped)

@@ -133,14 +133,19 @@ def add_utilisation(row: dict[str, Any], peaks: dict) -> None:
 
 
 def demo_data_config(case: common.Case, data_dir: str) -> Any:
-    """The case's config with the data section of configs/demo.py for its objective (the
-    demo's workers, tokenizer and augmentation) reading `data_dir`, at the case's shape."""
+    """The case's parsed config with the data section of configs/demo.py for its objective
+    (the demo's workers, tokenizer and augmentation) reading `data_dir`, at the case's shape.
+    Where the demo reads a pretrained tower's tokenizer, the case reads it too."""
+    from audiolm_pt import experiment
+
     config = case.config.copy_and_resolve_references()
-    config.data = common.load_config(f"demo:{case.model.objective}").data
+    demo = common.load_config(f"demo:{case.model.objective}")
+    config.data = demo.data
     config.data.data_dir = data_dir
     p = config.data.pipeline
+    p.tokenizer = p.tokenizer or demo.model.text.init_from
     p.global_batch_size, p.max_frames, p.max_text_len = case.shape
-    return config
+    return experiment.parse(config)
 
 
 def pipeline_feed(case: common.Case, trainer: Any, data_dir: str) -> tuple[Iterator, Callable]:
@@ -149,7 +154,7 @@ def pipeline_feed(case: common.Case, trainer: Any, data_dir: str) -> tuple[Itera
     from audiolm_pt import main as main_lib  # the data stack: Grain, TFDS, clu
 
     config = demo_data_config(case, data_dir)
-    return main_lib.make_iterator(config, case.model, "train"), main_lib.make_to_global(trainer)
+    return main_lib.make_iterator(config, "train"), main_lib.make_to_global(trainer)
 
 
 def between_rates(block: Callable[[], Any], devices: list, args: Any) -> tuple[Any, float]:

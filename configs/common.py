@@ -13,6 +13,7 @@ from pathlib import Path
 
 import ml_collections
 
+from audiolm_pt import experiment
 from audiolm_pt.models.config import preset
 
 log = logging.getLogger(__name__)
@@ -52,79 +53,16 @@ def minilm_dir() -> str:
 
 
 def get_config(objective: str, size: str, num_labels: int = 0) -> ml_collections.ConfigDict:
-    """Defaults for `objective` at `size`; experiment files adjust what differs.
+    """Defaults for `objective` at `size` (every field of every section, so any can be
+    overridden from the command line); experiment files adjust what differs.
     `num_labels` sizes the tagging head (required for the tagging objective)."""
     batch, lr, warmup = _SCALE[size]
-    config = ml_collections.ConfigDict()
-    config.seed = 0
     # `preset` validates as it builds, and a tagging model without labels is invalid: build
     # the shared shape, then name the objective and the label count.
-    model = preset(size).to_dict()
-    model["objective"] = objective
-    model["heads"]["num_labels"] = num_labels
-    config.model = model
-    config.objective = {
-        "objective": objective,
-        "label_smoothing": 0.1,
-        "parallel_fraction": 0.0,
-        "contrastive_weight": 1.0,
-        "caption_weight": 1.0,
-        "chunked": False,
-    }
-    config.optimizer = {
-        "learning_rate": lr,
-        "schedule": "cosine",
-        "warmup_steps": warmup,
-        "end_lr_fraction": 0.0,
-        "b1": 0.9,
-        "b2": 0.999,
-        "eps": 1e-8,
-        "weight_decay": 0.01,
-        "clip_norm": 1.0,
-        "frozen": (),
-    }
-    config.sharding = {
-        "ici_data": -1,
-        "ici_fsdp": 1,
-        "ici_tensor": 1,
-        "dcn_data": -1,
-        "dcn_fsdp": 1,
-    }
-    config.checkpoint = {
-        "every_steps": 1000,
-        "keep_last": 3,
-        "keep_every": 10000,
-        "async_save": True,
-        "init_from": "",
-        "init_mode": "all",
-    }
-    config.train = {
-        "num_steps": 100_000,
-        "log_every": 50,
-        "num_microbatches": 1,
-        "profile_steps": 0,
-        "max_consecutive_nonfinite": 20,
-        # Where a locked text tower's caption cache lives ("": the run's own text_cache/).
-        # Files are keyed by tokenizer and tower, so runs may share a directory.
-        "text_cache_dir": "",
-    }
-    config.data = {
-        "source": "tfds",
-        "tfds_names": ("audiocaps",),
-        "data_dir": "",
-        "train_split": "train",
-        "eval_split": "validation",
-        "pipeline": {
-            "global_batch_size": batch,
-            "max_frames": 1000,
-            "max_text_len": 128,
-            "tokenizer": "",
-            "seed": 0,
-            "num_workers": -1,
-            # Nested training subsets for data-scaling sweeps (see PipelineConfig).
-            "data_fraction": 1.0,
-            "data_fraction_seed": 0,
-        },
-    }
-    config.evals = ml_collections.ConfigDict()
+    config = experiment.config_dict(preset(size))
+    config.model.objective = objective
+    config.model.heads.num_labels = num_labels
+    config.optimizer.learning_rate = lr
+    config.optimizer.warmup_steps = warmup
+    config.data.pipeline.global_batch_size = batch
     return config

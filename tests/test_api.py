@@ -17,7 +17,7 @@ import soxr
 from flax import nnx
 
 import audiolm_pt
-from audiolm_pt import embed, hear, main, run_config
+from audiolm_pt import embed, experiment, hear, main
 from audiolm_pt.api import AudioModel
 from audiolm_pt.audio import AudioError, fbank_np
 from audiolm_pt.data import transforms
@@ -51,7 +51,7 @@ def trained(tmp_path_factory):
     config.checkpoint.every_steps = 2
     config.checkpoint.async_save = False
     config.evals = {}
-    state = main.run(config, str(workdir))
+    state = main.run(experiment.parse(config), str(workdir))
     return str(workdir), state
 
 
@@ -61,11 +61,9 @@ def run():
     tokenizer = load_tokenizer(TOKENIZER)
     values = preset("tiny", "hybrid").to_dict()
     values["audio"]["max_frames"] = MAX_FRAMES
-    config = ml_collections.ConfigDict(
-        {"model": values, "data": {"pipeline": {"max_text_len": 12, "fbank": {}}}}
-    )
-    cfg = run_config.model_config(config, tokenizer)
-    return Run("", config, cfg, AudioTextModel(cfg, rngs=nnx.Rngs(0)), tokenizer, step=-1)
+    pipeline = {"max_text_len": 12, "max_frames": MAX_FRAMES, "tokenizer": TOKENIZER}
+    config = experiment.parse({"model": values, "data": {"pipeline": pipeline}})
+    return Run("", config, AudioTextModel(config.model, rngs=nnx.Rngs(0)), tokenizer, step=-1)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from flax import nnx
 from test_evaluate_handcrafted import dct_matrix
 
-from audiolm_pt import run_config
+from audiolm_pt import experiment
 from audiolm_pt.analysis import run_files
 from audiolm_pt.eval_summary import format_summary, probe_rows
 from audiolm_pt.evaluate import probe, registry, runner, zero_shot
@@ -37,12 +37,10 @@ def _run(objective, workdir):
     tokenizer = load_tokenizer(TOKENIZER)
     model_values = preset("tiny", objective).to_dict()
     model_values["audio"]["max_frames"] = 100
-    config = ml_collections.ConfigDict(
-        {"model": model_values, "data": {"pipeline": {"max_text_len": 12}}}
-    )
-    cfg = run_config.model_config(config, tokenizer)
-    model = AudioTextModel(cfg, rngs=nnx.Rngs(0))
-    return Run(str(workdir), config, cfg, model, tokenizer, step=0)
+    pipeline = {"max_text_len": 12, "max_frames": 100, "tokenizer": TOKENIZER}
+    config = experiment.parse({"model": model_values, "data": {"pipeline": pipeline}})
+    model = AudioTextModel(config.model, rngs=nnx.Rngs(0))
+    return Run(str(workdir), config, model, tokenizer, step=0)
 
 
 def _split(n, seed, extra_label=None):

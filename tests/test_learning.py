@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from audiolm_pt import losses, sharding
+from audiolm_pt import experiment, losses, sharding
 from audiolm_pt.audio import FbankConfig, fbank_np
 from audiolm_pt.evaluate import registry
 from audiolm_pt.evaluate.checkpoint import Run
@@ -31,7 +31,8 @@ from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.text import load_tokenizer
 from audiolm_pt.train import text_cache
 from audiolm_pt.train.build import build_trainer
-from audiolm_pt.train.optimizer import OptimizerConfig
+from audiolm_pt.data.pipeline_config import PipelineConfig
+from audiolm_pt.experiment_sections import DataConfig, OptimizerConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKENIZER = os.path.join(ROOT, "audiolm_pt", "assets", "demo_tokenizer.model")
@@ -157,8 +158,10 @@ def _train_and_score(corpus, tokenizer, *, shuffle_captions=False, frozen=()):
         )
         for role, clips in corpus.items()
     }
-    config = ml_collections.ConfigDict({"data": {"pipeline": {"max_text_len": MAX_LEN}}})
-    run = Run("", config, cfg, model, tokenizer, step=-1)
+    config = experiment.ExperimentConfig(
+        model=cfg, data=DataConfig(pipeline=PipelineConfig(max_text_len=MAX_LEN))
+    )
+    run = Run("", config, model, tokenizer, step=-1)
     context = Context(run, None, splits=splits)
     zero = registry.get("zero_shot")(context, tasks=("order",), templates=("{}",))
     probe = registry.get("linear_probe")(

@@ -25,7 +25,7 @@ from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.text import load_tokenizer
 from audiolm_pt.train import checkpointing, synthetic
 from audiolm_pt.train.build import build_trainer
-from audiolm_pt.train.optimizer import OptimizerConfig
+from audiolm_pt.experiment_sections import OptimizerConfig
 
 
 def _config(directory, locked=False, tokenizer=""):
@@ -96,7 +96,7 @@ def test_weights_load_at_first_initialisation_only(bert_dir, tmp_path):
         params["text_encoder"]["word"]["embedding"].get_value() + 1.0
     )
     iterator = synthetic.SyntheticIterator(trainer.model_cfg, 8, 24, 8, seed=0)
-    ckpt = checkpointing.Checkpointer(str(tmp_path / "ckpt"), checkpointing.CheckpointConfig())
+    ckpt = checkpointing.Checkpointer(str(tmp_path / "ckpt"), CheckpointConfig())
     ckpt.save(3, {**state, "params": params}, iterator)
     ckpt.wait()
     restored, origin = checkpointing.restore_or_init(
@@ -138,7 +138,7 @@ def test_a_locked_tower_is_frozen_and_deterministic(bert_dir, tmp_path):
     np.testing.assert_array_equal(train_mode, model.text_features(tokens, mask))
     # the frozen tower's optimizer state (empty placeholders) saves and restores
     iterator = synthetic.SyntheticIterator(cfg, 8, 24, 8, seed=0)
-    ckpt = checkpointing.Checkpointer(str(tmp_path / "ckpt"), checkpointing.CheckpointConfig())
+    ckpt = checkpointing.Checkpointer(str(tmp_path / "ckpt"), CheckpointConfig())
     ckpt.save(2, state, iterator)
     ckpt.wait()
     restored, origin = checkpointing.restore_or_init(

@@ -17,7 +17,7 @@ from audiolm_pt.models.config import preset
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.train import checkpointing, synthetic
 from audiolm_pt.train.build import build_trainer
-from audiolm_pt.train.optimizer import OptimizerConfig
+from audiolm_pt.experiment_sections import OptimizerConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,13 +58,13 @@ def test_round_trip_restores_state_and_iterator_position(trainer, tmp_path):
     it = _iterator()
     for _ in range(3):
         next(it)
-    ckpt = checkpointing.Checkpointer(str(tmp_path), checkpointing.CheckpointConfig())
+    ckpt = checkpointing.Checkpointer(str(tmp_path), CheckpointConfig())
     assert ckpt.save(3, state, it)
     expected_next = next(it)
     ckpt.close()
 
     fresh = _iterator()
-    ckpt = checkpointing.Checkpointer(str(tmp_path), checkpointing.CheckpointConfig())
+    ckpt = checkpointing.Checkpointer(str(tmp_path), CheckpointConfig())
     restored = ckpt.restore_latest(trainer.abstract, trainer.shardings, fresh)
     assert _equal(restored, state)
     assert all(
@@ -78,7 +78,7 @@ def test_round_trip_restores_state_and_iterator_position(trainer, tmp_path):
 
 def test_keep_last_and_keep_every(trainer, tmp_path):
     state = trainer.init()
-    cfg = checkpointing.CheckpointConfig(keep_last=2, keep_every=3)
+    cfg = CheckpointConfig(keep_last=2, keep_every=3)
     ckpt = checkpointing.Checkpointer(str(tmp_path), cfg)
     for step in range(1, 8):
         ckpt.save(step, state, _iterator())
@@ -89,13 +89,13 @@ def test_keep_last_and_keep_every(trainer, tmp_path):
 def test_non_finite_state_is_never_saved(trainer, tmp_path, caplog):
     state = trainer.init()
     bad = dict(state, params=jax.tree.map(lambda x: x * np.nan, state["params"]))
-    ckpt = checkpointing.Checkpointer(str(tmp_path), checkpointing.CheckpointConfig())
+    ckpt = checkpointing.Checkpointer(str(tmp_path), CheckpointConfig())
     with caplog.at_level(logging.ERROR):
         assert not ckpt.save(5, bad, _iterator())
     ckpt.close()
     assert "non-finite" in caplog.text
     assert (
-        checkpointing.Checkpointer(str(tmp_path), checkpointing.CheckpointConfig()).all_steps()
+        checkpointing.Checkpointer(str(tmp_path), CheckpointConfig()).all_steps()
         == []
     )
 
@@ -103,7 +103,7 @@ def test_non_finite_state_is_never_saved(trainer, tmp_path, caplog):
 def test_corrupt_latest_falls_back_to_previous(trainer, tmp_path, caplog):
     first = trainer.init()
     second = dict(first, step=first["step"] + 4)
-    ckpt = checkpointing.Checkpointer(str(tmp_path), checkpointing.CheckpointConfig())
+    ckpt = checkpointing.Checkpointer(str(tmp_path), CheckpointConfig())
     ckpt.save(2, first, _iterator())
     ckpt.save(4, second, _iterator())
     ckpt.close()
@@ -112,7 +112,7 @@ def test_corrupt_latest_falls_back_to_previous(trainer, tmp_path, caplog):
             path = os.path.join(folder, name)
             with open(path, "r+b") as f:
                 f.truncate(os.path.getsize(path) // 2)
-    ckpt = checkpointing.Checkpointer(str(tmp_path), checkpointing.CheckpointConfig())
+    ckpt = checkpointing.Checkpointer(str(tmp_path), CheckpointConfig())
     with caplog.at_level(logging.WARNING):
         restored = ckpt.restore_latest(trainer.abstract, trainer.shardings, _iterator())
     ckpt.close()
@@ -123,10 +123,10 @@ def test_corrupt_latest_falls_back_to_previous(trainer, tmp_path, caplog):
 
 def test_init_from_copies_only_the_encoder(trainer, tmp_path):
     source = trainer.init()
-    ckpt = checkpointing.Checkpointer(str(tmp_path / "src"), checkpointing.CheckpointConfig())
+    ckpt = checkpointing.Checkpointer(str(tmp_path / "src"), CheckpointConfig())
     ckpt.save(7, source, _iterator())
     ckpt.close()
-    cfg = checkpointing.CheckpointConfig(init_from=str(tmp_path / "src"), init_mode="encoder")
+    cfg = CheckpointConfig(init_from=str(tmp_path / "src"), init_mode="encoder")
     ckpt = checkpointing.Checkpointer(str(tmp_path / "new"), cfg)
     state, origin = checkpointing.restore_or_init(
         ckpt, trainer.abstract, trainer.shardings, _iterator(), lambda: trainer.init(seed=1)
@@ -151,7 +151,7 @@ _RESTORE_ON_TWO = textwrap.dedent(
     assert jax.device_count() == 2
     trainer = _trainer(mesh=sharding.ShardingConfig(ici_data=1, ici_fsdp=2))
     it = _iterator()
-    ckpt = checkpointing.Checkpointer({path!r}, checkpointing.CheckpointConfig())
+    ckpt = checkpointing.Checkpointer({path!r}, CheckpointConfig())
     state = ckpt.restore_latest(trainer.abstract, trainer.shardings, it)
     leaves = jax.tree.leaves(state)
     assert all(len(x.sharding.device_set) == 2 for x in leaves)
@@ -164,7 +164,7 @@ def test_eight_device_checkpoint_restores_on_two_devices(trainer, tmp_path):
     state = trainer.init()
     it = _iterator()
     next(it)
-    ckpt = checkpointing.Checkpointer(str(tmp_path / "ckpt"), checkpointing.CheckpointConfig())
+    ckpt = checkpointing.Checkpointer(str(tmp_path / "ckpt"), CheckpointConfig())
     ckpt.save(1, state, it)
     ckpt.close()
     script = _RESTORE_ON_TWO.format(

@@ -14,7 +14,7 @@ from audiolm_pt.train import evaluators, loop, synthetic
 from audiolm_pt.train.build import build_trainer
 from audiolm_pt.train.checkpointing import CheckpointConfig, Checkpointer
 from audiolm_pt.train.metrics import MetricsLogger, read_jsonl
-from audiolm_pt.train.optimizer import OptimizerConfig
+from audiolm_pt.experiment_sections import OptimizerConfig
 
 CFG = dataclasses.replace(
     preset("tiny", "contrastive"),

@@ -28,7 +28,6 @@ import jax
 import numpy as np
 from absl import flags
 
-from audiolm_pt.audio import FbankConfig
 from audiolm_pt.data import transforms
 from audiolm_pt.data.pipeline_config import PipelineConfig, kept_records, split_label_tasks
 from audiolm_pt.data.processing import ExampleProcessor, Processed, WaveformFbank, task_labels
@@ -54,7 +53,7 @@ def make_dataset(
     batch_size = cfg.per_host_batch_size(process_count)
     if tokenizer is None and cfg.tokenizer:
         tokenizer = load_tokenizer(cfg.tokenizer)
-    fbank = WaveformFbank(FbankConfig(**cfg.fbank)) if cfg.fbank_on_the_fly else None
+    fbank = WaveformFbank(cfg.fbank) if cfg.fbank_on_the_fly else None
     stream = _mixed_stream(sources, cfg)
     processor = ExampleProcessor(stream, cfg, tokenizer, fbank)
     positions = grain.MapDataset.range(len(stream))[process_index::process_count]

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from audiolm_pt import strict_config
+from audiolm_pt.audio.fbank import FbankConfig
 from audiolm_pt.data.schema import CAPTION_STYLES
 
 MIXUP_CAPTION_MODES = ("dominant", "concat")
@@ -52,7 +53,7 @@ class PipelineConfig:
         default_factory=lambda: dict.fromkeys(CAPTION_STYLES, 1.0)
     )
     fbank_on_the_fly: bool = False
-    fbank: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    fbank: FbankConfig = dataclasses.field(default_factory=FbankConfig)
     label_task: str = ""
     label_vocab: tuple[str, ...] = ()
     mixture_weights: Mapping[str, float] = dataclasses.field(default_factory=dict)

@@ -4,37 +4,38 @@ whatever mesh wrote them. A randomly initialised model of the same config serves
 """
 
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
 
 import jax
-import ml_collections
 from flax import nnx
 
+from audiolm_pt import experiment
+from audiolm_pt.experiment import CONFIG_NAME, ExperimentConfig
 from audiolm_pt.models.config import ModelConfig
 from audiolm_pt.models.model import AudioTextModel
-from audiolm_pt.run_config import CONFIG_NAME, model_config
-from audiolm_pt.text import Tokenizer, load_tokenizer
+from audiolm_pt.text import Tokenizer
 from audiolm_pt.train.checkpointing import load_params
 
 log = logging.getLogger(__name__)
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass
 class Run:
     workdir: str
-    config: ml_collections.ConfigDict
-    model_cfg: ModelConfig
+    config: ExperimentConfig
     model: AudioTextModel
     tokenizer: Tokenizer | None
     step: int  # -1: random initialisation
 
     @property
+    def model_cfg(self) -> ModelConfig:
+        return self.config.model
+
+    @property
     def max_text_len(self) -> int:
-        return int(self.config.data.pipeline.max_text_len)
+        return self.config.data.pipeline.max_text_len
 
 
 def locate(path: str, step: int | None) -> tuple[Path, Path]:
@@ -59,26 +60,6 @@ def locate(path: str, step: int | None) -> tuple[Path, Path]:
     return workdir, ckpt_dir / str(step)
 
 
-def read_config(workdir: Path) -> ml_collections.ConfigDict:
-    path = workdir / CONFIG_NAME
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: the run has no {CONFIG_NAME} (written by audiolm_pt.main)"
-        )
-    return ml_collections.ConfigDict(json.loads(path.read_text(encoding="utf-8")))
-
-
-def tokenizer_of(config: ml_collections.ConfigDict) -> Tokenizer | None:
-    name = config.data.pipeline.get("tokenizer", "")
-    if not name:
-        return None
-    # Configs name the shipped tokenizer relative to the repository root.
-    for candidate in (Path(name), _REPO_ROOT / name):
-        if candidate.exists():
-            return load_tokenizer(candidate)
-    raise FileNotFoundError(f"data.pipeline.tokenizer={name}: not found")
-
-
 def _single_device(tree):
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.tree.map(lambda _: device, tree)
@@ -95,10 +76,8 @@ def load_run(
             workdir = locate(path, step)[0]
     else:
         workdir, step_dir = locate(path, step)
-    config = read_config(workdir)
-    tokenizer = tokenizer_of(config)
-    model_cfg = model_config(config, tokenizer)
-    model = AudioTextModel(model_cfg, rngs=nnx.Rngs(seed))
+    config = experiment.read(workdir)
+    model = AudioTextModel(config.model, rngs=nnx.Rngs(seed))
     loaded_step = -1
     if step_dir is not None:
         params = nnx.state(model, nnx.Param)
@@ -106,4 +85,4 @@ def load_run(
         nnx.update(model, restored)
         loaded_step = int(step_dir.name)
     log.info("loaded %s at step %d", workdir, loaded_step)
-    return Run(os.fspath(workdir), config, model_cfg, model, tokenizer, loaded_step)
+    return Run(os.fspath(workdir), config, model, experiment.tokenizer_of(config), loaded_step)

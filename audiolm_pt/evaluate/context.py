@@ -9,13 +9,13 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
-import ml_collections
 import numpy as np
 
 from audiolm_pt.evaluate import handcrafted
 from audiolm_pt.evaluate.checkpoint import Run
 from audiolm_pt.evaluate.data import Clip, Split, read_split
 from audiolm_pt.evaluate.inference import Encoded, Inference
+from audiolm_pt.experiment import ExperimentConfig
 
 FEATURES = ("model", *handcrafted.BASELINES)
 ROLES = ("train", "valid", "test")
@@ -31,7 +31,7 @@ class DataSpec:
     limit: int | None = None
 
     @classmethod
-    def from_config(cls, config: ml_collections.ConfigDict, **overrides) -> "DataSpec":
+    def from_config(cls, config: ExperimentConfig, **overrides) -> "DataSpec":
         data = config.data
         spec = cls(
             name=data.tfds_names[0],

@@ -93,7 +93,7 @@ class TextEncoderConfig(_Strict):
 
     `init_from`: a local Hugging Face directory (config.json, model.safetensors, tokenizer.json
     or vocab.txt) whose shape, pooling and tokenizer the tower takes, and whose weights it
-    starts from (see `audiolm_pt.run_config`). `locked` (LiT): the tower runs without dropout
+    starts from (see `audiolm_pt.experiment`). `locked` (LiT): the tower runs without dropout
     and without gradient, its parameters are frozen, and the trainer reads each caption's
     pooled tower output from a cache computed once.
     """

@@ -217,16 +217,14 @@ def check(sweep: Sweep, root: str) -> None:
 
 
 def _check_overrides(point: Point, config: ml_collections.ConfigDict, root: str, label: str):
-    from audiolm_pt.data.pipeline_config import PipelineConfig
-    from audiolm_pt.run_config import plain
+    from audiolm_pt import experiment
 
     for key, value in point.overrides.items():
         _override(config, key, resolve(value, root), f"{label}: overrides.{key}")
-    if "data" in config and "pipeline" in config.data:
-        try:
-            PipelineConfig.from_dict(plain(config.data.pipeline))
-        except (TypeError, ValueError) as err:
-            raise SweepError(f"{label}: data.pipeline: {err}") from err
+    try:
+        experiment.parse(config)
+    except (TypeError, ValueError, FileNotFoundError) as err:
+        raise SweepError(f"{label}: {err}") from err
 
 
 def _check_evaluation(point: Point, label: str) -> None:

@@ -12,13 +12,14 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
-from audiolm_pt import sharding, strict_config
+from audiolm_pt import sharding
+from audiolm_pt.experiment import ExperimentConfig
+from audiolm_pt.experiment_sections import OptimizerConfig
 from audiolm_pt.models import hf_bert
 from audiolm_pt.models.config import ModelConfig, TextEncoderConfig
 from audiolm_pt.objectives import ObjectiveConfig
-from audiolm_pt.run_config import plain
 from audiolm_pt.train import step as step_lib
-from audiolm_pt.train.optimizer import OptimizerConfig, make_optimizer
+from audiolm_pt.train.optimizer import make_optimizer
 
 log = logging.getLogger(__name__)
 # The text tower's parameter sub-tree: frozen when locked, loaded from `text.init_from`.
@@ -128,25 +129,22 @@ def _with_pretrained_text(
 
 
 def build_from_config(
-    config: Any,
-    model_cfg: ModelConfig,
-    total_steps: int,
+    config: ExperimentConfig,
     *,
     sharding_overrides: dict[str, Any] | None = None,
     devices: list[jax.Device] | None = None,
+    total_steps: int | None = None,
 ) -> Trainer:
-    """The trainer of experiment `config` (an ml_collections ConfigDict: its objective,
-    optimizer, sharding, seed and `train.num_microbatches`) for `model_cfg`;
-    `sharding_overrides` replace entries of its sharding section. Bad sections fail naming
-    the key."""
-    values = {**plain(config.sharding), **(sharding_overrides or {})}
+    """The trainer of experiment `config`; `sharding_overrides` replace fields of its
+    sharding section, `total_steps` its `train.num_steps` (the schedule's length)."""
+    sharding_cfg = dataclasses.replace(config.sharding, **(sharding_overrides or {}))
     return build_trainer(
-        model_cfg,
-        strict_config.from_dict(ObjectiveConfig, plain(config.objective), "objective"),
-        OptimizerConfig.from_dict(plain(config.optimizer)),
-        strict_config.from_dict(sharding.ShardingConfig, values, "sharding"),
-        total_steps,
+        config.model,
+        config.objective,
+        config.optimizer,
+        sharding_cfg,
+        total_steps or config.train.num_steps,
         seed=config.seed,
-        num_microbatches=config.train.get("num_microbatches", 1),
+        num_microbatches=config.train.num_microbatches,
         devices=devices,
     )

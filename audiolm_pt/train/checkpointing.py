@@ -8,7 +8,6 @@ tried. Restores land on the current mesh's shardings, whatever mesh wrote them. 
 non-finite parameters or optimizer moments is never written.
 """
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -19,39 +18,13 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from etils import epath
 
+from audiolm_pt.experiment_sections import CheckpointConfig
+
 log = logging.getLogger(__name__)
 
-INIT_MODES = ("all", "encoder")
 # The parameter sub-trees `init_from` copies in "encoder" mode.
 ENCODER_KEYS = ("audio_encoder",)
 State = dict[str, Any]
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckpointConfig:
-    """`every_steps`: save cadence (0: only at the end and on SIGTERM). `keep_last` newest
-    checkpoints are kept, plus every one whose step is a multiple of `keep_every` (0: none).
-    `init_from`: a checkpoint directory (its newest step) or one step's directory to start
-    from when the workdir has none; `init_mode` "all" copies every parameter, "encoder" the
-    audio encoder only."""
-
-    every_steps: int = 1000
-    keep_last: int = 3
-    keep_every: int = 0
-    async_save: bool = True
-    init_from: str = ""
-    init_mode: str = "all"
-
-    def __post_init__(self):
-        if self.init_mode not in INIT_MODES:
-            raise ValueError(
-                f"checkpoint.init_mode={self.init_mode!r}: expected one of {INIT_MODES}"
-            )
-        for key in ("every_steps", "keep_every"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"checkpoint.{key}={getattr(self, key)} must be >= 0")
-        if self.keep_last < 1:
-            raise ValueError(f"checkpoint.keep_last={self.keep_last} must be >= 1")
 
 
 def _target(abstract: Any, shardings: Any) -> Any:

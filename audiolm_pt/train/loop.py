@@ -21,37 +21,19 @@ import numpy as np
 from clu import periodic_actions
 from jax.experimental import multihost_utils
 
+from audiolm_pt.experiment_sections import TrainConfig
 from audiolm_pt.train.build import Trainer
 from audiolm_pt.train.checkpointing import Checkpointer, restore_or_init
-from audiolm_pt.train.evaluators import Evaluator
 from audiolm_pt.train.metrics import MetricsLogger
 from audiolm_pt.train.mfu import utilisation
 
 log = logging.getLogger(__name__)
+# What the loop calls every N steps: the live state in, scalars out.
+Evaluator = Callable[[dict[str, Any]], dict[str, float]]
 
 
 class NonFiniteError(RuntimeError):
     """Too many consecutive steps had a non-finite loss or gradient."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LoopConfig:
-    """`num_steps` total optimizer steps; metrics every `log_every` steps; a profile of
-    `profile_steps` steps starting at `profile_first` (0: never); stop after
-    `max_consecutive_nonfinite` non-finite steps in a row."""
-
-    num_steps: int = 1000
-    log_every: int = 50
-    profile_steps: int = 0
-    profile_first: int = 10
-    max_consecutive_nonfinite: int = 20
-
-    def __post_init__(self):
-        for key in ("num_steps", "log_every", "max_consecutive_nonfinite"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"train.{key}={getattr(self, key)} must be >= 1")
-        if self.profile_steps < 0:
-            raise ValueError(f"train.profile_steps={self.profile_steps} must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +82,7 @@ def train(
     to_global: Callable[[dict[str, np.ndarray]], dict[str, jax.Array]],
     checkpointer: Checkpointer,
     logger: MetricsLogger,
-    cfg: LoopConfig,
+    cfg: TrainConfig,
     *,
     checkpoint_every: int,
     global_batch_size: int,

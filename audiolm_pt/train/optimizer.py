@@ -5,66 +5,16 @@ Everything works on the parameter tree that `nnx.split(model, nnx.Param)` return
 are module attribute names (`text_encoder/layers/blocks/attn/query/kernel`).
 """
 
-import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from audiolm_pt import strict_config
+from audiolm_pt.experiment_sections import OptimizerConfig
 
-SCHEDULES = ("cosine", "rsqrt", "constant")
 # Leaf names that never decay: norm scales/offsets, biases, the logit scale and SigLIP bias.
 NO_DECAY_NAMES = frozenset({"bias", "scale", "log_scale"})
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimizerConfig:
-    """AdamW hyper-parameters and the learning-rate schedule.
-
-    `schedule`: linear warmup over `warmup_steps` to `learning_rate`, then
-    `cosine` decay to `end_lr_fraction * learning_rate` at `total_steps`, `rsqrt` decay
-    `learning_rate * sqrt(rsqrt_timescale / (step - warmup + rsqrt_timescale))`, or `constant`.
-    `frozen`: top-level module names (or path prefixes like `text_encoder/word`) whose
-    parameters get no updates and carry no optimizer state.
-    """
-
-    learning_rate: float = 1e-4
-    schedule: str = "cosine"
-    warmup_steps: int = 0
-    end_lr_fraction: float = 0.0
-    rsqrt_timescale: int = 10_000
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8
-    weight_decay: float = 0.01
-    clip_norm: float = 1.0
-    frozen: tuple[str, ...] = ()
-
-    def __post_init__(self):
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"optimizer.schedule={self.schedule!r}: expected one of {SCHEDULES}")
-        checks = {
-            "learning_rate": self.learning_rate > 0,
-            "warmup_steps": self.warmup_steps >= 0,
-            "end_lr_fraction": 0.0 <= self.end_lr_fraction <= 1.0,
-            "rsqrt_timescale": self.rsqrt_timescale > 0,
-            "b1": 0.0 <= self.b1 < 1.0,
-            "b2": 0.0 <= self.b2 < 1.0,
-            "eps": self.eps >= 0,
-            "weight_decay": self.weight_decay >= 0,
-            "clip_norm": self.clip_norm >= 0,
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise ValueError(f"optimizer.{key}={getattr(self, key)!r} is out of range")
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "OptimizerConfig":
-        """Builds the config from a dict; an unknown key fails, naming it."""
-        return strict_config.from_dict(cls, values, "optimizer")
 
 
 def make_schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
