@@ -43,7 +43,11 @@ if typing.TYPE_CHECKING:
 
 CONFIG_NAME = "config.json"
 # Keys `parse` derives; a config that sets them is refused (see the module docstring).
-DERIVED = (("objective", "objective"), ("data", "pipeline", "train"))
+DERIVED = {
+    ("objective", "objective"): "the objective is named once, by model.objective",
+    ("objective", "batch_axes"): "the trainer takes them from the sharding rules' batch entry",
+    ("data", "pipeline", "train"): "the trainer sets it per split",
+}
 # Transformer settings a run chooses for itself even when a pretrained tower sets the shape.
 NUMERICS = ("dtype", "param_dtype", "remat", "scan_layers")
 # Options of every scheduled evaluator; the rest go to the evaluator named.
@@ -138,14 +142,7 @@ def parse(config: Any) -> ExperimentConfig:
         for key in path[:-1]:
             section = section.get(key, {}) if isinstance(section, Mapping) else {}
         if isinstance(section, Mapping) and path[-1] in section:
-            raise ValueError(
-                f"config key {'.'.join(path)} is not settable: "
-                + (
-                    "the objective is named once, by model.objective"
-                    if path[0] == "objective"
-                    else "the trainer sets it per split"
-                )
-            )
+            raise ValueError(f"config key {'.'.join(path)} is not settable: {DERIVED[path]}")
     _use_pretrained_tokenizer(values)
     tokenizer_path = values.get("data", {}).get("pipeline", {}).get("tokenizer", "")
     tokenizer = load_tokenizer(tokenizer_path) if tokenizer_path else None
@@ -182,6 +179,13 @@ def _check_across_sections(config: ExperimentConfig) -> None:
             f"data.pipeline.max_frames={pipeline.max_frames} exceeds "
             f"model.audio.max_frames={model.audio.max_frames}"
         )
+    weights, names = pipeline.mixture_weights, set(config.data.tfds_names)
+    stray = sorted(set(weights) - names)
+    if stray:
+        raise ValueError(f"data.pipeline.mixture_weights.{stray[0]}: not in data.tfds_names")
+    if weights and names - set(weights):
+        missing = sorted(names - set(weights))[0]
+        raise ValueError(f"data.pipeline.mixture_weights lacks data.tfds_names entry {missing!r}")
     if pipeline.fbank.num_mel_bins != model.audio.n_mels:
         raise ValueError(
             f"data.pipeline.fbank.num_mel_bins={pipeline.fbank.num_mel_bins} differs from "

@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 Array = jax.Array
 Metrics = dict[str, Array]
 
-BATCH_AXES = ("data", "fsdp")
-
 # Per-row partial results of blocks of columns add up, except the log-sum-exp.
 _SUMMED = ("softplus", "sum", "sumsq")
 
@@ -148,13 +146,14 @@ def contrastive_loss(
     scale: Array | float,
     *,
     mesh: Mesh | None = None,
-    batch_axes: tuple[str, ...] = BATCH_AXES,
+    batch_axes: tuple[str, ...],
     chunked: bool = False,
 ) -> tuple[Array, Metrics]:
     """Symmetric InfoNCE over the global batch, mean of audio->text and text->audio.
 
     `scale` is the inverse temperature (pass a stop-gradient constant for a fixed tau).
     `mesh` defaults to the context mesh (`jax.set_mesh`); with none the loss runs unsharded.
+    `batch_axes`: the mesh axes the batch is split over (the sharding rules' `batch` entry).
     """
     return _sharded("contrastive", audio_emb, text_emb, scale, 0.0, mesh, batch_axes, chunked)
 
@@ -166,7 +165,7 @@ def sigmoid_loss(
     bias: Array | float,
     *,
     mesh: Mesh | None = None,
-    batch_axes: tuple[str, ...] = BATCH_AXES,
+    batch_axes: tuple[str, ...],
     chunked: bool = False,
 ) -> tuple[Array, Metrics]:
     """SigLIP loss: sum over all B^2 pairs of -log sigmoid(+-(scale * a.t + bias)), over B."""

@@ -143,7 +143,7 @@ def make_evals(
             eval_iter = make_iterator(config, "eval")
             batches = [next(eval_iter) for _ in range(num_batches)]
             eval_iter.close()
-            fn = heldout.make_evaluator(trainer, batches, config.objective, to_global)
+            fn = heldout.make_evaluator(trainer, batches, trainer.objective, to_global)
         else:
             from audiolm_pt.evaluate import hook
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from audiolm_pt import losses
+from audiolm_pt import losses, sharding
 from audiolm_pt.models.config import OBJECTIVES
 
 Array = jax.Array
@@ -42,6 +42,8 @@ class ObjectiveConfig:
     contrastive_weight: float = 1.0
     caption_weight: float = 1.0
     chunked: bool = False
+    # The mesh axes the batch is split over: the trainer sets them from the sharding rules.
+    batch_axes: tuple[str, ...] = sharding.batch_rule_axes(sharding.ShardingConfig())
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -152,10 +154,17 @@ def combine(model: nnx.Module, out: Outputs, cfg: ObjectiveConfig) -> tuple[Arra
         a, t = out["audio_emb"], out["text_emb"]
         if cfg.objective == "siglip":
             part, m = losses.sigmoid_loss(
-                a, t, model.logit_scale, model.siglip_bias, chunked=cfg.chunked
+                a,
+                t,
+                model.logit_scale,
+                model.siglip_bias,
+                batch_axes=cfg.batch_axes,
+                chunked=cfg.chunked,
             )
         else:
-            part, m = losses.contrastive_loss(a, t, model.logit_scale, chunked=cfg.chunked)
+            part, m = losses.contrastive_loss(
+                a, t, model.logit_scale, batch_axes=cfg.batch_axes, chunked=cfg.chunked
+            )
         m[f"{'sigmoid' if cfg.objective == 'siglip' else 'contrastive'}_loss"] = m.pop("loss")
         metrics.update(m)
         loss += (cfg.contrastive_weight if cfg.objective == "hybrid" else 1.0) * part

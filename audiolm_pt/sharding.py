@@ -124,6 +124,11 @@ def make_mesh(cfg: ShardingConfig, devices: Sequence[jax.Device] | None = None) 
     return jax.make_mesh(ici, MESH_AXES, axis_types=axis_types, devices=devices)
 
 
+def batch_rule_axes(cfg: ShardingConfig) -> tuple[str, ...]:
+    """The mesh axes the `batch` rule names (whatever their sizes)."""
+    return _as_tuple(dict(cfg.rules)[BATCH])
+
+
 def batch_axes(cfg: ShardingConfig, mesh: Mesh) -> tuple[str, ...]:
     """The mesh axes the batch dimension is split over (those of size > 1 only)."""
     return tuple(a for a in _as_tuple(dict(cfg.rules)[BATCH]) if mesh.shape[a] > 1)

@@ -10,6 +10,7 @@ the data stack.
 """
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -39,10 +40,12 @@ def from_dict(cls: type[T], values: Mapping[str, Any], section: str = "") -> T:
     try:
         return cls(**kwargs)
     except ValueError as err:
-        if not section or str(err).startswith(prefix):
+        message = str(err)
+        if not section or message.startswith(prefix):
             raise
         # The section's own checks name the field; the prefix says where it sits.
-        raise ValueError(f"{section}: {err}") from None
+        head = re.split(r"[=:\s.]", message, maxsplit=1)[0]
+        raise ValueError(prefix + message if head in known else f"{section}: {message}") from None
 
 
 class _MismatchError(ValueError):

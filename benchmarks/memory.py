@@ -42,6 +42,8 @@ from audiolm_pt import losses, sharding
 MESHES = ("dp", "fsdp", "fsdp_tensor")
 LOSS_VARIANTS = ("sharded", "sharded_chunked", "unsharded")
 COUNT_FLAG = "--xla_force_host_platform_device_count"
+# The default sharding rules' batch axes, which the loss splits the batch over.
+AXES = sharding.batch_rule_axes(sharding.ShardingConfig())
 
 
 def mesh_values(mesh: str, devices: int) -> dict[str, int]:
@@ -144,7 +146,9 @@ def loss_memory(
             chunked = variant == "sharded_chunked"
 
             def loss(a, t, loss_mesh=loss_mesh, chunked=chunked):
-                return losses.contrastive_loss(a, t, scale, mesh=loss_mesh, chunked=chunked)[0]
+                return losses.contrastive_loss(
+                    a, t, scale, mesh=loss_mesh, batch_axes=AXES, chunked=chunked
+                )[0]
 
             emb = jax.ShapeDtypeStruct((size, dim), jnp.float32, sharding=placed)
             fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))

@@ -21,6 +21,8 @@ from audiolm_pt.experiment_sections import CheckpointConfig, DataConfig, TrainCo
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKENIZER = os.path.join(ROOT, "audiolm_pt", "assets", "demo_tokenizer.model")
 FILES = ("contrastive", "sigmoid", "captioning", "hybrid", "tagging")
+# Model fields a configured tokenizer decides, whatever the config says.
+TOKENIZER_FIELDS = ("vocab_size", "bos_id", "eos_id", "pad_id", "mask_id")
 SHIPPED = [(name, "tiny") for name in FILES] + [
     ("demo", arg) for arg in ("contrastive", "siglip", "captioning", "hybrid")
 ]
@@ -167,7 +169,7 @@ def test_every_leaf_of_every_shipped_config_is_overridable(name, arg):
         expected = value if value is not None else {int: 2, float: 0.5}[kind]
         if key == "data.pipeline.tokenizer" and not value:
             continue  # a pretrained tower's tokenizer is filled in by the parse
-        if path[0] == "model" and path[-1] in ("vocab_size", "bos_id", "eos_id", "pad_id", "mask_id"):
+        if path[0] == "model" and path[-1] in TOKENIZER_FIELDS:
             continue  # the tokenizer's, whatever the config says
         if path[0] == "model" and path[1] == "text" and base.model.text.init_from:
             continue  # the pretrained tower's shape, whatever the config says
@@ -250,12 +252,33 @@ def test_derived_keys_are_not_settable():
         config.objective.objective = "captioning"
     with pytest.raises(ValueError, match=r"objective\.objective.*model\.objective"):
         experiment.parse(config)
+    config = _with_tokenizer(_load("contrastive", "tiny"))
+    with config.unlocked():
+        config.objective.batch_axes = ("data",)
+    with pytest.raises(ValueError, match=r"objective\.batch_axes.*sharding rules"):
+        experiment.parse(config)
+
+
+def test_the_loss_reads_its_batch_axes_from_the_sharding_rules():
+    from audiolm_pt import sharding
+    from audiolm_pt.train.build import build_from_config
+
+    config = _load("demo", "contrastive")
+    config.sharding.ici_fsdp = 2
+    config.sharding.rules = tuple(
+        (name, ("fsdp",) if name == sharding.BATCH else axes)
+        for name, axes in sharding.DEFAULT_RULES
+    )
+    trainer = build_from_config(experiment.parse(config))
+    assert trainer.objective.batch_axes == ("fsdp",)
+    default = build_from_config(experiment.parse(_load("demo", "contrastive")))
+    assert default.objective.batch_axes == ("data", "fsdp")
 
 
 def test_unknown_model_key_fails_naming_it():
     config = _with_tokenizer(_load("contrastive", "tiny"))
     config.model.audio.widht = 3
-    with pytest.raises(ValueError, match="model.audio.widht"):
+    with pytest.raises(ValueError, match=r"model\.audio\.widht"):
         experiment.parse(config)
 
 

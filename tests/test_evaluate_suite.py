@@ -10,7 +10,6 @@ import csv
 import json
 import os
 
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx

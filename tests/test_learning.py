@@ -15,24 +15,23 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
 
 from audiolm_pt import experiment, losses, sharding
 from audiolm_pt.audio import FbankConfig, fbank_np
+from audiolm_pt.data.pipeline_config import PipelineConfig
 from audiolm_pt.evaluate import registry
 from audiolm_pt.evaluate.checkpoint import Run
 from audiolm_pt.evaluate.context import Context
 from audiolm_pt.evaluate.data import Clip, Split
+from audiolm_pt.experiment_sections import DataConfig, OptimizerConfig
 from audiolm_pt.models.config import preset
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.text import load_tokenizer
 from audiolm_pt.train import text_cache
 from audiolm_pt.train.build import build_trainer
-from audiolm_pt.data.pipeline_config import PipelineConfig
-from audiolm_pt.experiment_sections import DataConfig, OptimizerConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKENIZER = os.path.join(ROOT, "audiolm_pt", "assets", "demo_tokenizer.model")

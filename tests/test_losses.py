@@ -16,7 +16,18 @@ MESHES = {
     "8x1x1": sharding.ShardingConfig(),
     "2x2x2": sharding.ShardingConfig(ici_data=2, ici_fsdp=2, ici_tensor=2),
     "1x8x1": sharding.ShardingConfig(ici_data=1, ici_fsdp=-1),
+    # The batch split over fsdp only (data replicates it): the loss follows the rule.
+    "2x4x1 batch=fsdp": sharding.ShardingConfig(
+        ici_data=2,
+        ici_fsdp=4,
+        rules=tuple(
+            (name, "fsdp" if name == sharding.BATCH else axes)
+            for name, axes in sharding.DEFAULT_RULES
+        ),
+    ),
 }
+# The default rules' batch axes.
+AXES = sharding.batch_rule_axes(sharding.ShardingConfig())
 
 
 def _rel(x, y) -> float:
@@ -59,12 +70,15 @@ def test_sharded_losses_equal_reference_loss_and_gradients(mesh_name):
     a, t = _embeddings()
     scale, bias = jnp.float32(1 / 0.07), jnp.float32(-10.0)
     mesh = _mesh(mesh_name)
+    cfg = MESHES[mesh_name]
+    axes = sharding.batch_rule_axes(cfg) if cfg else ()
+    kw = {"mesh": mesh, "batch_axes": axes}
 
     def sharded(a, t, s, b):
         out = {}
         for chunked in (False, True):
-            infonce = functools.partial(losses.contrastive_loss, mesh=mesh, chunked=chunked)
-            sigmoid = functools.partial(losses.sigmoid_loss, mesh=mesh, chunked=chunked)
+            infonce = functools.partial(losses.contrastive_loss, **kw, chunked=chunked)
+            sigmoid = functools.partial(losses.sigmoid_loss, **kw, chunked=chunked)
             out["infonce", chunked] = jax.value_and_grad(
                 lambda *x, f=infonce: f(*x)[0], argnums=(0, 1, 2)
             )(a, t, s)
@@ -90,7 +104,7 @@ def test_context_mesh_is_used_when_none_is_passed():
     a, t = _embeddings()
     mesh = _mesh("2x2x2")
     with jax.set_mesh(mesh):
-        got = jax.jit(lambda a, t: losses.sigmoid_loss(a, t, 3.0, -1.0)[0])(a, t)
+        got = jax.jit(lambda a, t: losses.sigmoid_loss(a, t, 3.0, -1.0, batch_axes=AXES)[0])(a, t)
     assert _rel(got, _ref_sigmoid(a, t, 3.0, -1.0)) <= 1e-5
 
 
@@ -102,8 +116,14 @@ def test_metrics_match_numpy(kind):
 
     def both(a, t):
         if kind == "contrastive":
-            return [losses.contrastive_loss(a, t, scale, mesh=mesh, chunked=c)[1] for c in (0, 1)]
-        return [losses.sigmoid_loss(a, t, scale, bias, mesh=mesh, chunked=c)[1] for c in (0, 1)]
+            return [
+                losses.contrastive_loss(a, t, scale, mesh=mesh, batch_axes=AXES, chunked=c)[1]
+                for c in (0, 1)
+            ]
+        return [
+            losses.sigmoid_loss(a, t, scale, bias, mesh=mesh, batch_axes=AXES, chunked=c)[1]
+            for c in (0, 1)
+        ]
 
     for m in jax.jit(both)(a, t):
         _check_metrics(m, a, t, scale, bias)
@@ -132,7 +152,11 @@ def test_chunking_shrinks_peak_logit_memory():
     a = jax.ShapeDtypeStruct((n, 4), jnp.float32)
 
     def temp_bytes(chunked):
-        fn = lambda a, t: losses.contrastive_loss(a, t, 10.0, mesh=mesh, chunked=chunked)[0]  # noqa: E731
+        def fn(a, t):
+            return losses.contrastive_loss(a, t, 10.0, mesh=mesh, batch_axes=AXES, chunked=chunked)[
+                0
+            ]
+
         compiled = jax.jit(jax.grad(fn, argnums=(0, 1))).lower(a, a).compile()
         return compiled.memory_analysis().temp_size_in_bytes
 
@@ -144,7 +168,7 @@ def test_chunking_shrinks_peak_logit_memory():
 def test_batch_not_divisible_by_shards_is_refused():
     a, t = _embeddings()
     with pytest.raises(ValueError, match="not divisible by the 8 batch shards"):
-        losses.contrastive_loss(a[:12], t[:12], 1.0, mesh=_mesh("8x1x1"))
+        losses.contrastive_loss(a[:12], t[:12], 1.0, mesh=_mesh("8x1x1"), batch_axes=AXES)
 
 
 def test_caption_xent_matches_dense_label_smoothing():

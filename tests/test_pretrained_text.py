@@ -9,14 +9,14 @@ import json
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from bert_dirs import write_bert_dir
 from flax import nnx
 from safetensors.numpy import load_file, save_file
 
-from audiolm_pt import run_config, sharding
+from audiolm_pt import experiment, sharding
+from audiolm_pt.experiment_sections import CheckpointConfig, OptimizerConfig
 from audiolm_pt.models import hf_bert
 from audiolm_pt.models.config import preset
 from audiolm_pt.models.model import AudioTextModel
@@ -25,20 +25,17 @@ from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.text import load_tokenizer
 from audiolm_pt.train import checkpointing, synthetic
 from audiolm_pt.train.build import build_trainer
-from audiolm_pt.experiment_sections import OptimizerConfig
 
 
 def _config(directory, locked=False, tokenizer=""):
     model = preset("tiny").to_dict()
     model["text"].update(init_from=str(directory), locked=locked)
-    return ml_collections.ConfigDict(
-        {"model": model, "data": {"pipeline": {"tokenizer": tokenizer, "max_text_len": 12}}}
-    )
+    pipeline = {"tokenizer": tokenizer, "max_text_len": 12}
+    return {"model": model, "data": {"pipeline": pipeline}}
 
 
 def _model_cfg(config):
-    run_config.use_pretrained_tokenizer(config)
-    return run_config.model_config(config, load_tokenizer(config.data.pipeline.tokenizer))
+    return experiment.parse(config).model
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +44,9 @@ def bert_dir(tmp_path_factory):
 
 
 def test_shape_pooling_and_tokenizer_come_from_the_directory(bert_dir):
-    config = _config(bert_dir)
-    cfg = _model_cfg(config)
-    assert config.data.pipeline.tokenizer == str(bert_dir)
+    parsed = experiment.parse(_config(bert_dir))
+    cfg = parsed.model
+    assert parsed.data.pipeline.tokenizer == str(bert_dir)
     t = cfg.text.transformer
     assert (t.width, t.depth, t.num_heads, t.mlp_dim) == (32, 2, 4, 64)
     assert cfg.text.pooling == "mean"
@@ -61,7 +58,7 @@ def test_shape_pooling_and_tokenizer_come_from_the_directory(bert_dir):
 
 def test_another_caption_tokenizer_is_refused(bert_dir, tmp_path):
     with pytest.raises(ValueError, match=r"data\.pipeline\.tokenizer=.*model\.text\.init_from"):
-        run_config.use_pretrained_tokenizer(_config(bert_dir, tokenizer=str(tmp_path)))
+        experiment.parse(_config(bert_dir, tokenizer=str(tmp_path)))
 
 
 def _trainer(cfg):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audiolm_pt import experiment
 from audiolm_pt.sweep import SweepError, grid, load_sweep, parse_arg
 from audiolm_pt.sweep.__main__ import main as sweep_main
 from audiolm_pt.sweep.emit import emit
@@ -182,7 +183,7 @@ def test_structure_errors_name_point_and_key(points, message):
         (_point("a", overrides={"train.num_steps": "many"}), "point 'a': overrides.train"),
         (
             _point("a", overrides={"data.pipeline.data_fraction": 2.0}),
-            "point 'a': data.pipeline: pipeline config data_fraction",
+            "point 'a': data.pipeline.data_fraction: must be in (0, 1]",
         ),
         (_point("a", config="configs/nope.py"), "point 'a': config configs/nope.py"),
         (_point("a", evals=["probe"]), "point 'a': evals: unknown evaluator 'probe'"),
@@ -593,7 +594,7 @@ def test_study_sweep_points_tags_and_tagging_vocabulary(demo_tfds):
     check(sweep, "/runs")  # every override exists in its config, the pipeline is valid
     # The tagging run's encoder can initialise the other arms: same audio encoder config.
     encoders = {
-        name: _configured(points[name]).model.audio.to_dict()
+        name: _configured(points[name]).model.audio
         for name in ("tagging_s0", "contrastive_tagging_init_f0.1_s0", "captioning_f1_s0")
     }
     assert encoders["tagging_s0"] == encoders["contrastive_tagging_init_f0.1_s0"]
@@ -609,7 +610,7 @@ def _configured(point):
         for part in parents:
             node = node[part]
         node[leaf] = value
-    return config
+    return experiment.parse(config)
 
 
 def test_study_defaults_and_data_dir_from_the_environment(demo_tfds, monkeypatch):

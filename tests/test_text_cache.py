@@ -11,12 +11,12 @@ import pytest
 from flax import nnx
 
 from audiolm_pt import sharding
+from audiolm_pt.experiment_sections import OptimizerConfig
 from audiolm_pt.models.config import preset
 from audiolm_pt.objectives import TEXT_FEATURES, ObjectiveConfig
 from audiolm_pt.text import load_tokenizer
 from audiolm_pt.train import text_cache
 from audiolm_pt.train.build import build_trainer
-from audiolm_pt.experiment_sections import OptimizerConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKENIZER = os.path.join(ROOT, "audiolm_pt", "assets", "demo_tokenizer.model")

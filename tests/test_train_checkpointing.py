@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from audiolm_pt import sharding
+from audiolm_pt.experiment_sections import CheckpointConfig, OptimizerConfig
 from audiolm_pt.models.config import preset
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.train import checkpointing, synthetic
 from audiolm_pt.train.build import build_trainer
-from audiolm_pt.experiment_sections import OptimizerConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -94,10 +94,7 @@ def test_non_finite_state_is_never_saved(trainer, tmp_path, caplog):
         assert not ckpt.save(5, bad, _iterator())
     ckpt.close()
     assert "non-finite" in caplog.text
-    assert (
-        checkpointing.Checkpointer(str(tmp_path), CheckpointConfig()).all_steps()
-        == []
-    )
+    assert checkpointing.Checkpointer(str(tmp_path), CheckpointConfig()).all_steps() == []
 
 
 def test_corrupt_latest_falls_back_to_previous(trainer, tmp_path, caplog):
@@ -147,6 +144,7 @@ _RESTORE_ON_TWO = textwrap.dedent(
     sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
     from test_train_checkpointing import _trainer, _iterator
     from audiolm_pt import sharding
+    from audiolm_pt.experiment_sections import CheckpointConfig
     from audiolm_pt.train import checkpointing
     assert jax.device_count() == 2
     trainer = _trainer(mesh=sharding.ShardingConfig(ici_data=1, ici_fsdp=2))

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from audiolm_pt import sharding
+from audiolm_pt.experiment_sections import CheckpointConfig, OptimizerConfig, TrainConfig
 from audiolm_pt.models.config import preset
 from audiolm_pt.objectives import ObjectiveConfig
-from audiolm_pt.train import evaluators, loop, synthetic
+from audiolm_pt.train import heldout as heldout_lib
+from audiolm_pt.train import loop, synthetic
 from audiolm_pt.train.build import build_trainer
-from audiolm_pt.train.checkpointing import CheckpointConfig, Checkpointer
+from audiolm_pt.train.checkpointing import Checkpointer
 from audiolm_pt.train.metrics import MetricsLogger, read_jsonl
-from audiolm_pt.experiment_sections import OptimizerConfig
 
 CFG = dataclasses.replace(
     preset("tiny", "contrastive"),
@@ -49,9 +50,7 @@ def _run(trainer, iterator, workdir, num_steps, evals=(), max_nonfinite=20):
             _to_global(trainer),
             ckpt,
             logger,
-            loop.LoopConfig(
-                num_steps=num_steps, log_every=1, max_consecutive_nonfinite=max_nonfinite
-            ),
+            TrainConfig(num_steps=num_steps, log_every=1, max_consecutive_nonfinite=max_nonfinite),
             checkpoint_every=2,
             global_batch_size=8,
             flops_per_step=1e9,
@@ -72,13 +71,7 @@ def test_loop_metrics_eval_checkpoints_and_nonfinite_stop(tmp_path):
         total_steps=10,
     )
     held_out = [synthetic.synthetic_batch(CFG, 8, 24, 8, seed=9, index=0)]
-    heldout = evaluators.make_evaluator(
-        "heldout_loss",
-        trainer=trainer,
-        batches=held_out,
-        objective=OBJECTIVE,
-        to_global=_to_global(trainer),
-    )
+    heldout = heldout_lib.make_evaluator(trainer, held_out, OBJECTIVE, _to_global(trainer))
     evals = (loop.ScheduledEval("heldout", 2, heldout),)
     state = _run(trainer, synthetic.SyntheticIterator(CFG, 8, 24, 8), str(tmp_path), 4, evals)
     assert int(state["step"]) == 4
@@ -116,5 +109,11 @@ def test_loop_metrics_eval_checkpoints_and_nonfinite_stop(tmp_path):
 
 
 def test_unknown_evaluator_is_named():
-    with pytest.raises(ValueError, match="'retrieval_at_1'"):
-        evaluators.make_evaluator("retrieval_at_1")
+    from audiolm_pt import experiment, main
+
+    config = experiment.parse(
+        {"data": {"source": "synthetic", "pipeline": {"tokenizer": ""}},
+         "evals": {"retrieval_at_1": {"every_steps": 2}}}
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"evals\.retrieval_at_1.*'retrieval_at_1'"):
+        main.check_evals(config)

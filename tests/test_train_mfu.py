@@ -8,11 +8,11 @@ import jax.numpy as jnp
 import pytest
 
 from audiolm_pt import sharding
+from audiolm_pt.experiment_sections import OptimizerConfig
 from audiolm_pt.models.config import TransformerConfig, preset
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.train import mfu, synthetic
 from audiolm_pt.train.build import build_trainer
-from audiolm_pt.experiment_sections import OptimizerConfig
 
 
 def test_peak_table_lookup():

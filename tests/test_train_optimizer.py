@@ -10,6 +10,7 @@ import optax
 import pytest
 from flax import nnx
 
+from audiolm_pt import strict_config
 from audiolm_pt.models.config import preset
 from audiolm_pt.models.model import AudioTextModel
 from audiolm_pt.train import optimizer as opt_lib
@@ -146,7 +147,7 @@ def test_frozen_text_tower_gets_no_update_and_no_state():
 
 def test_bad_configuration_fails_naming_the_key():
     with pytest.raises(ValueError, match=r"optimizer\.lr"):
-        opt_lib.OptimizerConfig.from_dict({"lr": 3e-4})
+        strict_config.from_dict(opt_lib.OptimizerConfig, {"lr": 3e-4}, "optimizer")
     with pytest.raises(ValueError, match=r"optimizer\.schedule"):
         opt_lib.OptimizerConfig(schedule="linear")
     with pytest.raises(ValueError, match=r"optimizer\.frozen: 'text_encodr'"):

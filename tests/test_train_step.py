@@ -11,11 +11,11 @@ import optax
 from flax import nnx
 
 from audiolm_pt import objectives, sharding
+from audiolm_pt.experiment_sections import OptimizerConfig
 from audiolm_pt.models.config import preset
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.train import synthetic
 from audiolm_pt.train.build import build_trainer
-from audiolm_pt.experiment_sections import OptimizerConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -148,4 +148,4 @@ def kept_records(num_records: int, fraction: float) -> int:
 
 def _require(ok: bool, key: str, message: str) -> None:
     if not ok:
-        raise ValueError(f"pipeline config {key}: {message}")
+        raise ValueError(f"{key}: {message}")

@@ -29,6 +29,7 @@ TEXT_TOWER = "text_encoder"
 @dataclasses.dataclass(frozen=True)
 class Trainer:
     model_cfg: ModelConfig
+    objective: ObjectiveConfig
     graphdef: nnx.GraphDef
     tx: optax.GradientTransformation
     schedule: optax.Schedule
@@ -62,6 +63,8 @@ def build_trainer(
             f"model.objective={model_cfg.objective!r}"
         )
     mesh = sharding.make_mesh(sharding_cfg, devices)
+    # The loss splits the batch over the mesh axes the sharding rules give it.
+    objective = dataclasses.replace(objective, batch_axes=sharding.batch_rule_axes(sharding_cfg))
     graphdef, params, _ = step_lib.abstract_model(model_cfg)
     if model_cfg.text.locked and model_cfg.has_text_encoder:
         frozen = tuple(dict.fromkeys((*optimizer.frozen, TEXT_TOWER)))
@@ -86,6 +89,7 @@ def build_trainer(
         init_fn = _with_pretrained_text(init_fn, model_cfg.text, shardings)
     return Trainer(
         model_cfg,
+        objective,
         graphdef,
         tx,
         schedule,
