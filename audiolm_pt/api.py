@@ -6,7 +6,7 @@ Audio inputs: a file path, a mono waveform [samples], a batch array [n, samples]
 paths and waveforms, where a 2-D waveform is one multi-channel clip ([channels, samples] or
 [samples, channels], the shorter axis being channels; averaged). Waveforms at another
 `sample_rate` are resampled. Audio longer than the encoder's window is encoded in consecutive
-windows (see `evaluate.inference`). Bad input raises `AudioError` naming the file or item;
+windows (see `inference.batched`). Bad input raises `AudioError` naming the file or item;
 `embed_files` reports per-file errors instead and keeps the others.
 """
 
@@ -17,9 +17,9 @@ import numpy as np
 import soxr
 
 from audiolm_pt.audio import AudioError, fbank_np, load_audio, num_fbank_frames
-from audiolm_pt.evaluate.checkpoint import Run, load_run
-from audiolm_pt.evaluate.inference import Encoded, Inference
 from audiolm_pt.evaluate.zero_shot import TEMPLATES, class_embeddings
+from audiolm_pt.inference.batched import Encoded, Inference
+from audiolm_pt.inference.run import Run, load_run
 
 AudioInput = str | os.PathLike | np.ndarray
 

@@ -25,10 +25,10 @@ from ml_collections import config_flags
 
 from audiolm_pt import experiment, sharding
 from audiolm_pt.experiment import ExperimentConfig
+from audiolm_pt.run_metrics import MetricsLogger
 from audiolm_pt.train import heldout, loop, mfu, synthetic
 from audiolm_pt.train.build import Trainer, build_from_config
 from audiolm_pt.train.checkpointing import Checkpointer
-from audiolm_pt.train.metrics import MetricsLogger
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints and metrics go here.")

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from audiolm_pt.evaluate import registry
-from audiolm_pt.evaluate.checkpoint import load_run
 from audiolm_pt.evaluate.runner import evaluate_run, write_results
+from audiolm_pt.inference.run import load_run
 
 RESULTS = Path(__file__).parent / "results" / "demo_eval.json"
 EVALS = ("linear_probe", "zero_shot", "retrieval")

@@ -20,7 +20,7 @@ from audiolm_pt import embed, experiment, hear, main
 from audiolm_pt.api import AudioModel
 from audiolm_pt.audio import AudioError, fbank_np
 from audiolm_pt.data import transforms
-from audiolm_pt.evaluate.checkpoint import Run
+from audiolm_pt.inference.run import Run
 from audiolm_pt.models.config import preset
 from audiolm_pt.models.model import AudioTextModel
 from audiolm_pt.text import load_tokenizer

@@ -20,9 +20,9 @@ from audiolm_pt.analysis import run_files
 from audiolm_pt.eval_summary import format_summary, probe_rows
 from audiolm_pt.evaluate import probe, registry, runner, zero_shot
 from audiolm_pt.evaluate import tasks as label_tasks
-from audiolm_pt.evaluate.checkpoint import Run
 from audiolm_pt.evaluate.context import Context
 from audiolm_pt.evaluate.data import Clip, Split, read_records
+from audiolm_pt.inference.run import Run
 from audiolm_pt.models.config import preset
 from audiolm_pt.models.model import AudioTextModel
 from audiolm_pt.text import load_tokenizer

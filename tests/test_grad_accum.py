@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from audiolm_pt import grad_accum, objectives, sharding
+from audiolm_pt import objectives, sharding
+from audiolm_pt.train import grad_accum
 
 B, D, J, L = 16, 6, 4, 3
 

@@ -23,10 +23,10 @@ from audiolm_pt import experiment, losses, sharding
 from audiolm_pt.audio import FbankConfig, fbank_np
 from audiolm_pt.data.pipeline_config import PipelineConfig
 from audiolm_pt.evaluate import registry
-from audiolm_pt.evaluate.checkpoint import Run
 from audiolm_pt.evaluate.context import Context
 from audiolm_pt.evaluate.data import Clip, Split
 from audiolm_pt.experiment_sections import DataConfig, OptimizerConfig
+from audiolm_pt.inference.run import Run
 from audiolm_pt.models.config import preset
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.text import load_tokenizer

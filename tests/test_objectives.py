@@ -11,9 +11,10 @@ import optax
 import pytest
 from flax import nnx
 
-from audiolm_pt import grad_accum, objectives, sharding
+from audiolm_pt import objectives, sharding
 from audiolm_pt.models import config as model_config
 from audiolm_pt.models.model import AudioTextModel
+from audiolm_pt.train import grad_accum
 
 OBJECTIVES = ("contrastive", "siglip", "captioning", "hybrid", "tagging")
 B, T, MELS, L, VOCAB, LABELS = 16, 32, 16, 8, 64, 5

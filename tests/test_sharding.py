@@ -10,9 +10,10 @@ import pytest
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
-from audiolm_pt import grad_accum, objectives, sharding
+from audiolm_pt import objectives, sharding
 from audiolm_pt.models import config as model_config
 from audiolm_pt.models.model import AudioTextModel
+from audiolm_pt.train import grad_accum
 
 FSDP8 = sharding.ShardingConfig(ici_data=1, ici_fsdp=-1)
 MIXED = sharding.ShardingConfig(ici_data=2, ici_fsdp=2, ici_tensor=2)

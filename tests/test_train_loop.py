@@ -11,11 +11,11 @@ from audiolm_pt import sharding
 from audiolm_pt.experiment_sections import CheckpointConfig, OptimizerConfig, TrainConfig
 from audiolm_pt.models.config import preset
 from audiolm_pt.objectives import ObjectiveConfig
+from audiolm_pt.run_metrics import MetricsLogger, read_jsonl
 from audiolm_pt.train import heldout as heldout_lib
 from audiolm_pt.train import loop, synthetic
 from audiolm_pt.train.build import build_trainer
 from audiolm_pt.train.checkpointing import Checkpointer
-from audiolm_pt.train.metrics import MetricsLogger, read_jsonl
 
 CFG = dataclasses.replace(
     preset("tiny", "contrastive"),

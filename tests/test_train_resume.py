@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from audiolm_pt.data.builders.tfds_builder import build_dataset
-from audiolm_pt.train.metrics import JSONL_NAME, read_jsonl
+from audiolm_pt.run_metrics import JSONL_NAME, read_jsonl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_TOKENIZER = os.path.join(ROOT, "audiolm_pt", "assets", "demo_tokenizer.model")

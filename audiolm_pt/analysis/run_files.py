@@ -12,7 +12,7 @@ import pandas as pd
 
 from audiolm_pt import eval_summary
 
-# The trainer's names (audiolm_pt.train.metrics, which imports TensorFlow through clu).
+# The trainer's names (audiolm_pt.run_metrics, which imports TensorFlow through clu).
 METRICS_NAME = "metrics.jsonl"
 HELDOUT_LOSS = "eval/heldout_loss/loss"
 

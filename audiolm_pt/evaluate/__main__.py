@@ -17,9 +17,9 @@ import sys
 
 from audiolm_pt.eval_summary import format_summary
 from audiolm_pt.evaluate import handcrafted, registry
-from audiolm_pt.evaluate.checkpoint import load_run
 from audiolm_pt.evaluate.context import DataSpec
 from audiolm_pt.evaluate.runner import DEFAULT_EVALS, evaluate_run, write_results
+from audiolm_pt.inference.run import load_run
 
 BASELINES = ("random", *handcrafted.BASELINES)
 

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from audiolm_pt.evaluate import handcrafted
-from audiolm_pt.evaluate.checkpoint import Run
 from audiolm_pt.evaluate.data import Clip, Split, read_split
-from audiolm_pt.evaluate.inference import Encoded, Inference
 from audiolm_pt.experiment import ExperimentConfig
+from audiolm_pt.inference.batched import Encoded, Inference
+from audiolm_pt.inference.run import Run
 
 FEATURES = ("model", *handcrafted.BASELINES)
 ROLES = ("train", "valid", "test")

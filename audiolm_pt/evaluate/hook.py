@@ -15,9 +15,9 @@ from jax.experimental import multihost_utils
 import audiolm_pt.evaluate  # noqa: F401  (importing registers the evaluators)
 from audiolm_pt import experiment
 from audiolm_pt.evaluate import registry
-from audiolm_pt.evaluate.checkpoint import Run
 from audiolm_pt.evaluate.runner import evaluate_run, save_json
 from audiolm_pt.experiment import ExperimentConfig
+from audiolm_pt.inference.run import Run
 
 # The hook's own option; the others go to the evaluator.
 HOOK_OPTIONS = ("batch_size",)

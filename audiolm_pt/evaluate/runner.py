@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from audiolm_pt.evaluate import registry
-from audiolm_pt.evaluate.checkpoint import Run, load_run
 from audiolm_pt.evaluate.context import Context, DataSpec
-from audiolm_pt.train.metrics import MetricsLogger
+from audiolm_pt.inference.run import Run, load_run
+from audiolm_pt.run_metrics import MetricsLogger
 
 log = logging.getLogger(__name__)
 DEFAULT_EVALS = ("linear_probe", "zero_shot", "retrieval")

@@ -19,19 +19,11 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from audiolm_pt.experiment_sections import CheckpointConfig
+from audiolm_pt.inference.params import load_params, restore_target
 
 log = logging.getLogger(__name__)
 
-# The parameter sub-trees `init_from` copies in "encoder" mode.
-ENCODER_KEYS = ("audio_encoder",)
 State = dict[str, Any]
-
-
-def _target(abstract: Any, shardings: Any) -> Any:
-    """ShapeDtypeStructs carrying the current mesh's shardings: what Orbax restores into."""
-    return jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings
-    )
 
 
 @jax.jit
@@ -78,7 +70,7 @@ class Checkpointer:
     ) -> State | None:
         """The newest checkpoint that restores, onto `shardings`; the iterator is moved to its
         position. None when no checkpoint restores."""
-        target = _target(abstract, shardings)
+        target = restore_target(abstract, shardings)
         for step in sorted(self._manager.all_steps(), reverse=True):
             try:
                 state_args = ocp.args.Composite(state=ocp.args.StandardRestore(target))
@@ -125,35 +117,6 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
-
-
-def _step_dir(path: str) -> epath.Path:
-    """A step directory (holding `state/`) from itself or from a checkpoint directory."""
-    root = epath.Path(path)
-    if (root / "state").exists():
-        return root
-    steps = [int(p.name) for p in root.iterdir() if p.name.isdigit()] if root.exists() else []
-    if not steps:
-        raise FileNotFoundError(f"checkpoint.init_from={path}: no checkpoint there")
-    return root / str(max(steps))
-
-
-def load_params(path: str, mode: str, abstract_params: Any, param_shardings: Any) -> Any:
-    """Parameters from another run's checkpoint: all of them, or only `ENCODER_KEYS`."""
-    wanted = {k: v for k, v in abstract_params.items() if mode == "all" or k in ENCODER_KEYS}
-    shards = {k: param_shardings[k] for k in wanted}
-    target = {"params": _target(wanted, shards)}
-    restore_args = ocp.checkpoint_utils.construct_restore_args(target)
-    step_dir = _step_dir(path)
-    with ocp.PyTreeCheckpointer() as ckptr:
-        restored = ckptr.restore(
-            step_dir / "state",
-            args=ocp.args.PyTreeRestore(
-                item=target, restore_args=restore_args, partial_restore=True
-            ),
-        )
-    log.info("initialised %s parameters from %s", sorted(wanted), step_dir)
-    return restored["params"]
 
 
 def restore_or_init(

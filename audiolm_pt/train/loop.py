@@ -22,9 +22,9 @@ from clu import periodic_actions
 from jax.experimental import multihost_utils
 
 from audiolm_pt.experiment_sections import TrainConfig
+from audiolm_pt.run_metrics import MetricsLogger
 from audiolm_pt.train.build import Trainer
 from audiolm_pt.train.checkpointing import Checkpointer, restore_or_init
-from audiolm_pt.train.metrics import MetricsLogger
 from audiolm_pt.train.mfu import utilisation
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,11 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from audiolm_pt import grad_accum, sharding
+from audiolm_pt import sharding
 from audiolm_pt.models.config import ModelConfig
 from audiolm_pt.models.model import AudioTextModel
 from audiolm_pt.objectives import ObjectiveConfig
+from audiolm_pt.train import grad_accum
 
 State = dict[str, Any]
 StepFn = Callable[[State, dict[str, jax.Array]], tuple[State, dict[str, jax.Array]]]

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from audiolm_pt.evaluate.beam_search import beam_search
+from audiolm_pt.inference.beam_search import beam_search
 from audiolm_pt.models.caption_decoder import CaptionDecoder
 from audiolm_pt.models.config import DecoderConfig
 

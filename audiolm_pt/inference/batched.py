@@ -17,7 +17,7 @@ import numpy as np
 from flax import nnx
 
 from audiolm_pt.data import transforms
-from audiolm_pt.evaluate.beam_search import beam_search
+from audiolm_pt.inference.beam_search import beam_search
 from audiolm_pt.models.heads import masked_mean
 from audiolm_pt.models.model import AudioTextModel
 from audiolm_pt.text import Tokenizer

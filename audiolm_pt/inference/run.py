@@ -13,10 +13,10 @@ from flax import nnx
 
 from audiolm_pt import experiment
 from audiolm_pt.experiment import CONFIG_NAME, ExperimentConfig
+from audiolm_pt.inference.params import load_params
 from audiolm_pt.models.config import ModelConfig
 from audiolm_pt.models.model import AudioTextModel
 from audiolm_pt.text import Tokenizer
-from audiolm_pt.train.checkpointing import load_params
 
 log = logging.getLogger(__name__)
 
