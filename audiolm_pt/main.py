@@ -23,7 +23,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from audiolm_pt import experiment, sharding
+from audiolm_pt import console, experiment, sharding
 from audiolm_pt.experiment import ExperimentConfig
 from audiolm_pt.run_metrics import MetricsLogger
 from audiolm_pt.train import heldout, loop, mfu, synthetic
@@ -224,7 +224,7 @@ def main(argv: list[str]) -> None:
         jax.distributed.initialize(
             _COORDINATOR.value, num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value
         )
-    logging.getLogger().setLevel(logging.INFO)
+    console.configure()
     try:
         config = experiment.parse(_CONFIG.value)
     except (ValueError, FileNotFoundError) as err:

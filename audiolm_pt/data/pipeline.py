@@ -34,6 +34,8 @@ from audiolm_pt.data.processing import ExampleProcessor, Processed, WaveformFban
 from audiolm_pt.text import Tokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
+# Grain passes arrays at least this large through shared memory: never, here (see below).
+_NO_SHARED_MEMORY = 2**62
 
 
 def make_dataset(
@@ -79,7 +81,11 @@ def make_dataset(
         options = grain.MultiprocessingOptions(
             num_workers=workers, per_worker_buffer_size=cfg.worker_buffer_size
         )
-        ds = ds.mp_prefetch(options)
+        # Batches cross from the workers by pickling, not shared memory: the trainer hands
+        # them to JAX, which may alias host buffers, so shared-memory blocks outlived their
+        # batches and leaked at exit (a few MB a batch: the copy costs milliseconds).
+        no_shm = grain.experimental.DatasetOptions(min_shm_size=_NO_SHARED_MEMORY)
+        ds = grain.experimental.WithOptionsIterDataset(ds, no_shm).mp_prefetch(options)
     return ds
 
 

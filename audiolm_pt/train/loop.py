@@ -26,6 +26,7 @@ from audiolm_pt.run_metrics import MetricsLogger
 from audiolm_pt.train.build import Trainer
 from audiolm_pt.train.checkpointing import Checkpointer, restore_or_init
 from audiolm_pt.train.mfu import utilisation
+from audiolm_pt.train.progress import Progress
 
 log = logging.getLogger(__name__)
 # What the loop calls every N steps: the live state in, scalars out.
@@ -113,6 +114,7 @@ def train(
             )
         )
     preemption = _Preemption()
+    progress = Progress(start, cfg.num_steps, enabled=jax.process_index() == 0)
     num_devices = trainer.mesh.devices.size
     pending = None  # (step, device metrics, host timings) of the last dispatched step
     last_dispatch = time.perf_counter()
@@ -128,7 +130,9 @@ def train(
             extra["examples_per_sec"] = global_batch_size / timing["step_time"]
             skipped = getattr(iterator, "skipped", {})
             extra.update({f"data_skipped/{k}": float(v) for k, v in skipped.items()})
-            logger.write_scalars(step, _host_metrics(metrics, timing, extra))
+            host = _host_metrics(metrics, timing, extra)
+            logger.write_scalars(step, host)
+            progress.report(step, host["loss"], extra["examples_per_sec"], timing["step_time"])
         if consecutive >= cfg.max_consecutive_nonfinite:
             raise NonFiniteError(
                 f"step {step}: {consecutive} consecutive steps with a non-finite loss or "
@@ -152,20 +156,19 @@ def train(
             pending = (step, metrics, timing)
             for hook in hooks:
                 hook(step)
-            for ev in evals:
-                if step % ev.every_steps == 0:
-                    scalars = {f"eval/{ev.name}/{k}": v for k, v in ev.fn(state).items()}
-                    logger.write_scalars(step, scalars)
+            due = [ev for ev in evals if step % ev.every_steps == 0]
             preempted = preemption.reached(step)
-            if (
-                preempted
-                or step == cfg.num_steps
-                or (checkpoint_every and step % checkpoint_every == 0)
-            ):
+            at_checkpoint = bool(checkpoint_every and step % checkpoint_every == 0)
+            saving = preempted or step == cfg.num_steps or at_checkpoint
+            if due or saving:  # the step's own line first, then its evaluations
                 flush(pending)
                 pending = None
-                if checkpointer.save(step, state, iterator):
-                    last_saved = step
+            for ev in due:
+                results = ev.fn(state)
+                progress.evaluation(step, ev.name, results)
+                logger.write_scalars(step, {f"eval/{ev.name}/{k}": v for k, v in results.items()})
+            if saving and checkpointer.save(step, state, iterator):
+                last_saved = step
             if preempted:
                 log.warning("preempted: saved step %d, stopping", step)
                 break
