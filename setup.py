@@ -45,7 +45,8 @@ EXTRAS = {
     "notebooks": NOTEBOOKS,
     # Independent reference implementations that the parity tests compare against when
     # installed; golden fixtures stand in for them otherwise.
-    # The torch.nn.Module wrapper of the HEAR API (audiolm_pt.hear_torch).
+    # The HEAR API (audiolm_pt.hear), whose models are torch.nn.Modules. The reference extra
+    # also gets hearvalidator from launch/setup_env.sh (see there why not from here).
     "torch": ["torch==2.13.0"],
     "reference": [
         "kaldi-native-fbank==1.23.0",

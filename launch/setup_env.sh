@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS="${1:-test,reference}"
 APT_PACKAGES=(espeak-ng fluidsynth fluid-soundfont-gm sonic-pi-samples)
+HEARVALIDATOR="hearvalidator==2021.0.2"
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -26,9 +27,14 @@ command -v "$PY" >/dev/null || PY=python3
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=".venv/.installed-$(cat setup.py constraints.txt | sha1sum | cut -c1-12)-${EXTRAS//,/_}"
+stamp=".venv/.installed-$(cat setup.py constraints.txt launch/setup_env.sh | sha1sum | cut -c1-12)-${EXTRAS//,/_}"
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -c constraints.txt -e ".[${EXTRAS}]"
+  if [[ ",$EXTRAS," == *",reference,"* ]]; then
+    # HEAR's validator; it asks for the `tensorflow` distribution, which tensorflow-cpu
+    # (pinned above) provides under another name, so its requirements are not resolved.
+    .venv/bin/pip install -q --no-deps "$HEARVALIDATOR"
+  fi
   touch "$stamp"
 fi
