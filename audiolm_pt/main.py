@@ -88,15 +88,41 @@ def tfds_sources(config: ExperimentConfig, split: str) -> tuple[dict[str, Any], 
 
 
 def write_data_info(config: ExperimentConfig, workdir: str) -> None:
-    """`workdir/data_info.json`: per training source {"records", "kept", "fraction"}, so a
-    run's training-set size is read from the run, not recomputed (TFDS data only)."""
+    """`workdir/data_info.json`: per training source {"records", "kept", "fraction",
+    "fingerprint"}, so a run's training-set size is read from the run, not recomputed (TFDS
+    data only). A run resumed on other data (a source added, removed, resized or rebuilt)
+    stops here, naming what changed: its checkpointed data position would mean nothing."""
     if config.data.source != "tfds":
         return
     from audiolm_pt.data import pipeline
 
     info = pipeline.source_sizes(*tfds_sources(config, "train"))
-    with open(os.path.join(workdir, DATA_INFO_NAME), "w", encoding="utf-8") as f:
+    path = os.path.join(workdir, DATA_INFO_NAME)
+    resuming = os.path.isdir(os.path.join(workdir, "checkpoints"))
+    if resuming and os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            recorded = json.load(f)
+        changed = data_changes(recorded, info)
+        if changed:
+            raise ValueError(
+                f"{path}: the training data differ from those the checkpoints were written "
+                f"with ({'; '.join(changed)}); use a new --workdir, or restore the data"
+            )
+    with open(path, "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2, sort_keys=True)
+
+
+def data_changes(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs between two `data_info.json` contents, one phrase each (a recorded
+    value of None, from runs written before fingerprints, is not compared)."""
+    changes = [f"source {name} {'added' if name in current else 'removed'}"
+               for name in sorted(set(recorded) ^ set(current))]  # fmt: skip
+    for name in sorted(set(recorded) & set(current)):
+        for key, now in sorted(current[name].items()):
+            was = recorded[name].get(key)
+            if was is not None and was != now:
+                changes.append(f"{name}.{key} {was} -> {now}")
+    return changes
 
 
 def text_cache_preparer(
@@ -186,8 +212,8 @@ def run(config: ExperimentConfig, workdir: str) -> dict[str, Any]:
     logger = MetricsLogger(workdir)
     logger.write_hparams({"config": json.dumps(experiment.as_dict(config))})
     if jax.process_index() == 0:
-        experiment.write(config, workdir)
         write_data_info(config, workdir)
+        experiment.write(config, workdir)
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint)
     try:
         return loop.train(

@@ -14,18 +14,23 @@ NUM_CLIPS="${NUM_CLIPS:-6000}"
 WORKERS="${WORKERS:-$(nproc)}"
 bash launch/setup_env.sh test,reference
 PY=.venv/bin/python
+stage() { echo "== demo [$1/4] $2 ($(date +%H:%M:%S))"; }
 
+stage 1 "corpus: $NUM_CLIPS clips from Debian-shipped sounds"
 if [ ! -f "$OUT/corpus/corpus_info.json" ]; then  # written last, when the build completed
   $PY -m audiolm_pt.data.demo_corpus --out="$OUT/corpus" --num_clips="$NUM_CLIPS" --seed=0 \
     --workers="$WORKERS"
 fi
+stage 2 "build: ArrayRecord splits with fbank features"
 if [ ! -f "$OUT/tfds/demo/1.0.0/dataset_info.json" ]; then
   $PY -m audiolm_pt.data.builders --format=demo --source_dir="$OUT/corpus" \
     --data_dir="$OUT/tfds" --workers="$WORKERS"
 fi
 # Resumes from $OUT/train's latest checkpoint when re-run.
+stage 3 "train: one line per 20 steps"
 $PY -m audiolm_pt.main --config=configs/demo.py:contrastive --workdir="$OUT/train" \
   --config.data.data_dir="$OUT/tfds"
+stage 4 "evaluate: retrieval, zero-shot, probes beside log-mel/MFCC (about 5 minutes; log: $OUT/train/eval.log)"
 $PY -m audiolm_pt.evaluate --workdir="$OUT/train" --evals=retrieval,zero_shot,linear_probe \
   --options="$($PY -c 'from configs import demo; print(demo.eval_options())')" \
   --summary="$OUT/train/eval_summary.txt" > "$OUT/train/eval_summary.json" 2> "$OUT/train/eval.log" \

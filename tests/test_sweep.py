@@ -635,8 +635,30 @@ def test_a_study_point_records_its_training_subset(demo_tfds, tmp_path):
     sweep = load_sweep(f"{STUDY}:fractions=0.1+0.5+1.0,data_dir={demo_tfds}")
     points = {p.name: p for p in sweep.points}
     # 5 training clips: round(0.5) = 0 -> at least 1; round(2.5) = 2 (half to even); 5.
+    fingerprints = set()
     for name, kept in (("hybrid_f0.1_s0", 1), ("hybrid_f0.5_s0", 2), ("hybrid_f1_s0", 5)):
         main.write_data_info(_configured(points[name]), str(tmp_path))
         with open(tmp_path / "data_info.json") as f:
-            fraction = points[name].tags["data_fraction"]
-            assert json.load(f) == {"demo": {"records": 5, "kept": kept, "fraction": fraction}}
+            info = json.load(f)
+        fingerprints.add(info["demo"].pop("fingerprint"))
+        fraction = points[name].tags["data_fraction"]
+        assert info == {"demo": {"records": 5, "kept": kept, "fraction": fraction}}
+    assert len(fingerprints) == 1  # one split
+    assert len(next(iter(fingerprints))) == 16
+    # Resuming (checkpoints exist) on other data stops, naming what changed.
+    (tmp_path / "checkpoints").mkdir()
+    main.write_data_info(_configured(points["hybrid_f1_s0"]), str(tmp_path))  # same data: fine
+    with pytest.raises(ValueError, match=r"demo\.fraction 1\.0 -> 0\.5; demo\.kept 5 -> 2"):
+        main.write_data_info(_configured(points["hybrid_f0.5_s0"]), str(tmp_path))
+
+
+def test_data_changes_name_what_differs():
+    from audiolm_pt.main import data_changes
+
+    was = {"a": {"records": 5, "kept": 5, "fingerprint": "x"}, "b": {"records": 1}}
+    now = {"a": {"records": 5, "kept": 5, "fingerprint": "y"}, "c": {"records": 1}}
+    assert data_changes(was, now) == [
+        "source b removed", "source c added", "a.fingerprint x -> y"
+    ]  # fmt: skip
+    legacy = {"a": {"records": 5, "kept": 5}}  # written before fingerprints: not compared
+    assert data_changes(legacy, {"a": {"records": 5, "kept": 5, "fingerprint": "y"}}) == []

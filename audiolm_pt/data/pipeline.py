@@ -18,6 +18,8 @@ on the largest and call ``pad_frames`` (or leave buckets off).
 """
 
 import collections
+import hashlib
+import json
 import logging
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -108,16 +110,27 @@ def tfds_source(name: str, split: str, data_dir: str | None = None) -> Sequence[
 def source_sizes(
     sources: Mapping[str, Sequence[Any]], cfg: PipelineConfig
 ) -> dict[str, dict[str, Any]]:
-    """{source: {"records": n, "kept": records the stream reads, "fraction": data_fraction}}."""
+    """{source: {"records": n, "kept": records the stream reads, "fraction": data_fraction,
+    "fingerprint": of a TFDS split's name, bytes and shard lengths (None for other sources)}}."""
     fraction = cfg.data_fraction if cfg.train else 1.0
     return {
         name: {
             "records": len(source),
             "kept": kept_records(len(source), fraction),
             "fraction": fraction,
+            "fingerprint": _fingerprint(source),
         }
         for name, source in sorted(sources.items())
     }
+
+
+def _fingerprint(source: Any) -> str | None:
+    info, split = getattr(source, "dataset_info", None), getattr(source, "split", None)
+    if info is None or split is None:
+        return None
+    details = info.splits[split]
+    text = json.dumps([info.full_name, split, int(details.num_bytes), list(details.shard_lengths)])
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def caption_texts(sources: Mapping[str, Sequence[Any]], cfg: PipelineConfig) -> list[str]:
