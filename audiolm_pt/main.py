@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 from absl import app, flags
+from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
 from audiolm_pt import console, experiment, sharding
@@ -43,12 +44,24 @@ _CPU_COLLECTIVES = flags.DEFINE_string(
     "cpu_collectives", None, "CPU collectives implementation for multi-process CPU runs (gloo)."
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("audiolm_pt.main")  # also when run as __main__
 DATA_INFO_NAME = "data_info.json"
 
 
-def make_to_global(trainer: Trainer) -> Callable[[dict[str, np.ndarray]], dict[str, jax.Array]]:
+def make_to_global(
+    trainer: Trainer, bucket_frames: tuple[int, ...] = ()
+) -> Callable[[dict[str, np.ndarray]], dict[str, jax.Array]]:
+    """Host batches to global arrays. With `bucket_frames`, each host's batch is padded to
+    the smallest bucket holding its own longest clip, so with several processes they first
+    agree on the largest of their frame counts (one small all-gather per batch)."""
+    agree = bool(bucket_frames) and jax.process_count() > 1
+
     def to_global(batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        if agree:
+            from audiolm_pt.data.pipeline import pad_frames
+
+            frames = np.int32(batch["features"].shape[1])
+            batch = pad_frames(batch, int(np.max(multihost_utils.process_allgather(frames))))
         return {
             k: jax.make_array_from_process_local_data(trainer.batch_sharding, v)
             for k, v in batch.items()
@@ -201,7 +214,16 @@ def run(config: ExperimentConfig, workdir: str) -> dict[str, Any]:
     cache_dir = config.train.text_cache_dir or os.path.join(workdir, "text_cache")
     pipeline_cfg = config.data.pipeline
     trainer = build_from_config(config)
-    to_global = make_to_global(trainer)
+    buckets = pipeline_cfg.bucket_frames
+    to_global = make_to_global(trainer, buckets)
+    if buckets:
+        shapes = tuple(dict.fromkeys((*buckets, pipeline_cfg.max_frames)))
+        log.info(
+            "bucketing: each global batch is padded to one of %s frames; the step compiles "
+            "once per shape it meets (at most %d)",
+            shapes,
+            len(shapes),
+        )
     iterator = make_iterator(config, "train")
     evals = make_evals(config, trainer, to_global, workdir)
     flops = mfu.train_step_flops(

@@ -196,3 +196,47 @@ def test_two_process_run_equals_one_process_and_restores_in_one(tmp_path, env):
     assert proc.returncode == 0, proc.stderr
     assert "train state from resumed at step 4" in proc.stderr
     assert max(_losses(two)) == 5
+
+
+BUCKETS = ("--config.data.pipeline.bucket_frames=(40,50)", "--config.data.pipeline.max_frames=64")
+
+
+def test_bucketed_training_logs_its_shapes_and_trains(tmp_path, env, tfds_flags):
+    """Clips of 30-60 frames in buckets 40/50/64: the run names its step shapes at start-up
+    and trains through batches of several shapes."""
+    workdir = str(tmp_path / "bucketed")
+    proc = _start(workdir, 6, 6, env, *tfds_flags, *BUCKETS)
+    assert proc.wait(timeout=1800) == 0, _log(workdir)
+    assert "padded to one of (40, 50, 64) frames" in _log(workdir)
+    assert "at most 3" in _log(workdir)
+    assert sorted(_losses(workdir)) == [1, 2, 3, 4, 5, 6]
+
+
+def _two_processes(workdir, env, *flags):
+    two_env = dict(env, DEVICES_PER_PROCESS="1", PORT=str(20000 + (os.getpid() + 7) % 20000))
+    result = subprocess.run(
+        ["bash", "launch/local_multiprocess.sh", "2", *_command(workdir, 4, 4, *flags)[3:]],
+        cwd=ROOT,
+        env=two_env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stderr
+    return _losses(workdir)
+
+
+@pytest.mark.slow
+def test_two_processes_agree_on_each_batch_bucket(tmp_path, env, tfds_flags):
+    """Each host's half batch picks its own bucket; the hosts pad to the larger, so the run
+    completes, and padding being masked, its losses equal those of the unbucketed run."""
+    # One clip per host and batch: about every other batch, the hosts' buckets differ.
+    flags = (*tfds_flags, "--config.data.pipeline.global_batch_size=2")
+    bucketed = _two_processes(
+        str(tmp_path / "bucketed"), env, *flags, "--config.data.pipeline.bucket_frames=(45,)",
+        BUCKETS[1],
+    )  # fmt: skip
+    plain = _two_processes(str(tmp_path / "plain"), env, *flags, BUCKETS[1])
+    assert sorted(bucketed) == [1, 2, 3, 4]
+    for step, loss in plain.items():
+        assert bucketed[step] == pytest.approx(loss, abs=1e-5)
