@@ -65,6 +65,8 @@ class EvalSpec:
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
+    """A whole run's settings, validated; built by `parse`, never by hand in a run."""
+
     seed: int = 0
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     objective: ObjectiveConfig = dataclasses.field(default_factory=ObjectiveConfig)
