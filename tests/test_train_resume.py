@@ -240,3 +240,17 @@ def test_two_processes_agree_on_each_batch_bucket(tmp_path, env, tfds_flags):
     assert sorted(bucketed) == [1, 2, 3, 4]
     for step, loss in plain.items():
         assert bucketed[step] == pytest.approx(loss, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_on_tfds_data_equal_one_process(tmp_path, env, tfds_flags):
+    """Each host holds contiguous rows of every global batch, so the global batch (and with
+    it every dropout mask) is the one-process batch, row for row."""
+    one = str(tmp_path / "one")
+    proc = _start(one, 4, 4, env, *tfds_flags, BUCKETS[1])
+    assert proc.wait(timeout=1800) == 0, _log(one)
+    two = _two_processes(str(tmp_path / "two"), env, *tfds_flags, BUCKETS[1])
+    expected = _losses(one)
+    assert sorted(two) == sorted(expected) == [1, 2, 3, 4]
+    for step, loss in expected.items():
+        assert two[step] == pytest.approx(loss, abs=1e-5)

@@ -60,7 +60,8 @@ def make_dataset(
     fbank = WaveformFbank(cfg.fbank) if cfg.fbank_on_the_fly else None
     stream = _mixed_stream(sources, cfg)
     processor = ExampleProcessor(stream, cfg, tokenizer, fbank)
-    positions = grain.MapDataset.range(len(stream))[process_index::process_count]
+    rows = _HostRows(len(stream), cfg.global_batch_size, process_index, process_count)
+    positions = grain.MapDataset.range(len(rows)).map(rows)
     read = grain.ReadOptions(
         num_threads=cfg.resolved_read_threads(), prefetch_buffer_size=cfg.read_buffer_size
     )
@@ -216,6 +217,24 @@ def _fraction_of(source: Sequence[Any], name: str, cfg: PipelineConfig) -> "_Sub
         cfg.data_fraction_seed,
     )
     return _Subset(source, np.sort(rng.permutation(len(source))[:kept]))
+
+
+class _HostRows:
+    """Host p's stream positions: rows [p*b, (p+1)*b) of every global batch of B = P*b
+    positions, so the global batch (host 0's rows, then host 1's, ...) is the same array,
+    in the same row order, for any process count (a partial last batch is cut short)."""
+
+    def __init__(self, num_positions: int, global_batch: int, index: int, count: int):
+        self.per_host, self.global_batch = global_batch // count, global_batch
+        self.offset = index * self.per_host
+        full, rest = divmod(num_positions, global_batch)
+        self._len = full * self.per_host + min(max(rest - self.offset, 0), self.per_host)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __call__(self, i: int) -> int:
+        return (i // self.per_host) * self.global_batch + self.offset + i % self.per_host
 
 
 class _Subset:
