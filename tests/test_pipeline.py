@@ -443,3 +443,21 @@ def test_several_label_tasks_prefix_labels_with_their_task():
 def test_bad_label_task_lists_fail_naming_the_key(label_task):
     with pytest.raises(ValueError, match="label_task"):
         PipelineConfig(label_task=label_task, label_vocab=("x",))
+
+
+def test_seek_reads_on_from_a_global_batch_whatever_the_process_count():
+    """What a resume with another process count relies on: seeking to global batch k gives
+    the batches an uninterrupted one-process stream gives from k, row for row."""
+    cfg = _cfg(global_batch_size=8, seed=1)
+    it = make_iterator({"a": SOURCE}, cfg, process_index=0, process_count=1)
+    expected = [_ids(b) for b in _take(it, 7)][4:]  # crosses the 5-batch epoch
+    it.close()
+    for count in (1, 2, 4):
+        hosts = []
+        for p in range(count):
+            it = make_iterator({"a": SOURCE}, cfg, process_index=p, process_count=count)
+            it.seek(4)
+            hosts.append([_ids(b) for b in _take(it, 3)])
+            it.close()
+        joined = [[i for h in hosts for i in h[k]] for k in range(3)]  # host 0's rows first
+        assert joined == expected, count

@@ -179,3 +179,16 @@ def test_eight_device_checkpoint_restores_on_two_devices(trainer, tmp_path):
     assert len(got.files) == len(leaves) + 1
     for i, leaf in enumerate(leaves):
         np.testing.assert_array_equal(got[f"arr_{i}"], np.asarray(leaf))
+
+
+def test_a_checkpoint_from_another_process_count_seeks_to_its_step(tmp_path):
+    """No iterator state for this process: a seekable iterator moves to global batch
+    `step` (every step consumed one); the model state restores as usual."""
+    ckpt = checkpointing.Checkpointer(str(tmp_path), CheckpointConfig())
+    data = tmp_path / "7" / "data"
+    data.mkdir(parents=True)
+    (data / "process_0-of-2.json").write_text("{}")
+    it = synthetic.SyntheticIterator(preset("tiny"), 8, 24, 8)
+    ckpt._restore_iterator(7, it)
+    assert it.get_state() == {"next_index": 7}
+    ckpt.close()

@@ -212,10 +212,11 @@ def test_bucketed_training_logs_its_shapes_and_trains(tmp_path, env, tfds_flags)
     assert sorted(_losses(workdir)) == [1, 2, 3, 4, 5, 6]
 
 
-def _two_processes(workdir, env, *flags):
+def _two_processes(workdir, env, *flags, num_steps=4):
     two_env = dict(env, DEVICES_PER_PROCESS="1", PORT=str(20000 + (os.getpid() + 7) % 20000))
+    command = _command(workdir, num_steps, 4, *flags)[3:]
     result = subprocess.run(
-        ["bash", "launch/local_multiprocess.sh", "2", *_command(workdir, 4, 4, *flags)[3:]],
+        ["bash", "launch/local_multiprocess.sh", "2", *command],
         cwd=ROOT,
         env=two_env,
         capture_output=True,
@@ -254,3 +255,25 @@ def test_two_processes_on_tfds_data_equal_one_process(tmp_path, env, tfds_flags)
     assert sorted(two) == sorted(expected) == [1, 2, 3, 4]
     for step, loss in expected.items():
         assert two[step] == pytest.approx(loss, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_resume_with_another_process_count_continues_exactly(tmp_path, env, tfds_flags):
+    """Saved by 1 process and resumed by 2, or saved by 2 and resumed by 1: steps 5-8 see
+    exactly the batches, and give exactly the losses, of an uninterrupted run."""
+    # A constant schedule: the interrupted runs are first told to stop at step 4.
+    flags = (*tfds_flags, BUCKETS[1], "--config.optimizer.schedule=constant")
+    whole = str(tmp_path / "whole")
+    assert _start(whole, 8, 4, env, *flags).wait(timeout=1800) == 0, _log(whole)
+    expected = _losses(whole)
+    one_two = str(tmp_path / "one_then_two")
+    assert _start(one_two, 4, 4, env, *flags).wait(timeout=1800) == 0, _log(one_two)
+    got = _two_processes(one_two, env, *flags, num_steps=8)
+    two_one = str(tmp_path / "two_then_one")
+    _two_processes(two_one, env, *flags)
+    assert _start(two_one, 8, 4, env, *flags).wait(timeout=1800) == 0, _log(two_one)
+    assert "reads on from global batch 4" in _log(two_one)
+    for run in (got, _losses(two_one)):
+        assert sorted(run) == list(range(1, 9))
+        for step in range(5, 9):
+            assert run[step] == pytest.approx(expected[step], abs=1e-5), step

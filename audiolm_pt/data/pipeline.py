@@ -47,11 +47,13 @@ def make_dataset(
     tokenizer: Tokenizer | None = None,
     process_index: int | None = None,
     process_count: int | None = None,
+    start_batch: int = 0,
 ) -> grain.IterDataset:
     """The per-host batch stream. ``sources`` maps dataset names to random-access sources of
     ``schema`` examples (``tfds`` data sources, ``grain`` sources, lists); ``tokenizer``
-    overrides ``cfg.tokenizer``. Each element is a (batch, skip counts) pair; iterate
-    ``make_iterator`` instead unless composing further."""
+    overrides ``cfg.tokenizer``; the stream starts at global batch ``start_batch``. Each
+    element is a (batch, skip counts) pair; iterate ``make_iterator`` instead unless
+    composing further."""
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     batch_size = cfg.per_host_batch_size(process_count)
@@ -61,7 +63,7 @@ def make_dataset(
     stream = _mixed_stream(sources, cfg)
     processor = ExampleProcessor(stream, cfg, tokenizer, fbank)
     rows = _HostRows(len(stream), cfg.global_batch_size, process_index, process_count)
-    positions = grain.MapDataset.range(len(rows)).map(rows)
+    positions = grain.MapDataset.range(start_batch * rows.per_host, len(rows)).map(rows)
     read = grain.ReadOptions(
         num_threads=cfg.resolved_read_threads(), prefetch_buffer_size=cfg.read_buffer_size
     )
@@ -97,8 +99,12 @@ def make_iterator(
 ) -> "BatchIterator":
     """An iterator of per-host batches; ``get_state``/``set_state`` (or
     ``grain.checkpoint.CheckpointSave``/``CheckpointRestore`` in Orbax) resume it exactly;
-    ``skipped`` counts records left out, by reason. Close it (``close()``) when done."""
-    return BatchIterator(make_dataset(sources, cfg, **kwargs).__iter__())
+    ``seek(k)`` moves it to global batch k from the position alone (a resume with another
+    process count); ``skipped`` counts records left out, by reason. Close it (``close()``)
+    when done."""
+    return BatchIterator(
+        lambda start: make_dataset(sources, cfg, start_batch=start, **kwargs).__iter__()
+    )
 
 
 def tfds_source(name: str, split: str, data_dir: str | None = None) -> Sequence[Any]:
@@ -353,9 +359,21 @@ class BatchIterator(grain.DatasetIterator):
     """Per-host batches; ``skipped`` is the running {reason: count} since the first batch,
     saved and restored with the iterator state."""
 
-    def __init__(self, parent: grain.DatasetIterator):
-        super().__init__(parent)
+    def __init__(self, start: Callable[[int], grain.DatasetIterator]):
+        super().__init__()
+        self._start = start
+        self._stream = start(0)
         self._skipped: collections.Counter = collections.Counter()
+
+    def seek(self, global_batch: int) -> None:
+        """Moves to global batch `global_batch` of the stream from that count alone: exact
+        when no record before it was skipped (skips shift a host's later positions)."""
+        self._stream.close()
+        self._stream = self._start(global_batch)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
 
     @property
     def skipped(self) -> dict[str, int]:
@@ -363,14 +381,14 @@ class BatchIterator(grain.DatasetIterator):
 
     def __next__(self) -> dict[str, np.ndarray]:
         while True:
-            batch, counts = next(self._parent)
+            batch, counts = next(self._stream)
             self._skipped.update(counts)
             if batch is not None:
                 return batch
 
     def get_state(self) -> dict[str, Any]:
-        return {"pipeline": self._parent.get_state(), "skipped": self.skipped}
+        return {"pipeline": self._stream.get_state(), "skipped": self.skipped}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self._parent.set_state(state["pipeline"])
+        self._stream.set_state(state["pipeline"])
         self._skipped = collections.Counter(state["skipped"])

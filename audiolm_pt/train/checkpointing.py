@@ -90,13 +90,28 @@ class Checkpointer:
         return None
 
     def _restore_iterator(self, step: int, iterator: grain.DatasetIterator) -> None:
-        """Moves `iterator` to the saved position; when the checkpoint was written by a
-        different number of processes there is no position for this one, and the iterator
-        stays at its start (with a warning) while the model state still resumes."""
+        """Moves `iterator` to the saved position. A checkpoint written by another number of
+        processes holds no position for this one: every step consumed one global batch, so
+        an iterator that can `seek` moves to global batch `step` (the examples an
+        uninterrupted run would see next, when no record was skipped); another starts from
+        its beginning, with a warning."""
         index, count = jax.process_index(), jax.process_count()
         data_dir = self.directory / str(step) / "data"
         if not (data_dir / f"process_{index}-of-{count}.json").exists():
             saved = sorted(p.name for p in data_dir.glob("process_*.json"))
+            if hasattr(iterator, "seek"):
+                iterator.seek(step)
+                log.info(
+                    "checkpoint %s/%d was written by %s; process %d of %d reads on from "
+                    "global batch %d",
+                    self.directory,
+                    step,
+                    saved,
+                    index,
+                    count,
+                    step,
+                )
+                return
             log.warning(
                 "checkpoint %s/%d holds iterator states %s, none for process %d of %d: the "
                 "data iterator starts from its beginning",

@@ -52,3 +52,8 @@ class SyntheticIterator(grain.DatasetIterator):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._next = int(state["next_index"])
+
+    def seek(self, global_batch: int) -> None:
+        """Global batch `global_batch` next: the state is that count, whatever the process
+        count."""
+        self._next = global_batch
