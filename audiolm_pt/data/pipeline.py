@@ -372,7 +372,9 @@ class BatchIterator(grain.DatasetIterator):
         self._stream = self._start(global_batch)
 
     def close(self) -> None:
-        self._stream.close()
+        stream = getattr(self, "_stream", None)  # None when building the stream failed
+        if stream is not None:
+            stream.close()
         super().close()
 
     @property
