@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+# Scalar field types and the Python types their values may have (ints become floats).
+_SCALARS = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
 
 
 def from_dict(cls: type[T], values: Mapping[str, Any], section: str = "") -> T:
@@ -89,21 +91,10 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
         if isinstance(value, Mapping) or hasattr(value, "to_dict"):
             return from_dict(hint, value, key)
         raise _MismatchError(key, hint, value)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise _MismatchError(key, hint, value)
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise _MismatchError(key, hint, value)
-    if hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        raise _MismatchError(key, hint, value)
-    if hint is str:
-        if isinstance(value, str):
-            return value
+    if hint in _SCALARS:
+        # bool is an int subclass: only a bool field takes one.
+        if isinstance(value, _SCALARS[hint]) and (hint is bool or not isinstance(value, bool)):
+            return float(value) if hint is float else value
         raise _MismatchError(key, hint, value)
     if origin is tuple:
         if not isinstance(value, list | tuple):

@@ -169,15 +169,11 @@ def test_sigterm_saves_at_step_boundary_and_exits_zero(tmp_path, env):
     assert max(_losses(workdir)) == saved[0]
 
 
-@pytest.mark.slow
-def test_two_process_run_equals_one_process_and_restores_in_one(tmp_path, env):
-    one = str(tmp_path / "one")
-    proc = _start(one, 4, 2, env)
-    assert proc.wait(timeout=1800) == 0, _log(one)
-    two = str(tmp_path / "two")
-    two_env = dict(env, DEVICES_PER_PROCESS="1", PORT=str(20000 + os.getpid() % 20000))
+def _two_processes(workdir, env, *flags, num_steps=4, every=4):
+    two_env = dict(env, DEVICES_PER_PROCESS="1", PORT=str(20000 + (os.getpid() + 7) % 20000))
+    command = _command(workdir, num_steps, every, *flags)[3:]
     result = subprocess.run(
-        ["bash", "launch/local_multiprocess.sh", "2", *_command(two, 4, 2)[3:]],
+        ["bash", "launch/local_multiprocess.sh", "2", *command],
         cwd=ROOT,
         env=two_env,
         capture_output=True,
@@ -185,7 +181,16 @@ def test_two_process_run_equals_one_process_and_restores_in_one(tmp_path, env):
         timeout=1800,
     )
     assert result.returncode == 0, result.stderr
-    expected, got = _losses(one), _losses(two)
+    return _losses(workdir)
+
+
+@pytest.mark.slow
+def test_two_process_run_equals_one_process_and_restores_in_one(tmp_path, env):
+    one = str(tmp_path / "one")
+    proc = _start(one, 4, 2, env)
+    assert proc.wait(timeout=1800) == 0, _log(one)
+    two = str(tmp_path / "two")
+    expected, got = _losses(one), _two_processes(two, env, every=2)
     assert sorted(got) == [1, 2, 3, 4]
     for step, loss in expected.items():
         assert got[step] == pytest.approx(loss, abs=1e-5)
@@ -210,21 +215,6 @@ def test_bucketed_training_logs_its_shapes_and_trains(tmp_path, env, tfds_flags)
     assert "padded to one of (40, 50, 64) frames" in _log(workdir)
     assert "at most 3" in _log(workdir)
     assert sorted(_losses(workdir)) == [1, 2, 3]
-
-
-def _two_processes(workdir, env, *flags, num_steps=4):
-    two_env = dict(env, DEVICES_PER_PROCESS="1", PORT=str(20000 + (os.getpid() + 7) % 20000))
-    command = _command(workdir, num_steps, 4, *flags)[3:]
-    result = subprocess.run(
-        ["bash", "launch/local_multiprocess.sh", "2", *command],
-        cwd=ROOT,
-        env=two_env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert result.returncode == 0, result.stderr
-    return _losses(workdir)
 
 
 @pytest.mark.slow
