@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import soxr
 
-from audiolm_pt.audio import AudioError, fbank_np, load_audio, num_fbank_frames
+from audiolm_pt.audio import AudioError, frontend, load_audio
 from audiolm_pt.evaluate.zero_shot import TEMPLATES, class_embeddings
 from audiolm_pt.inference.batched import Encoded, Inference
 from audiolm_pt.inference.run import Run, load_run
@@ -42,8 +42,8 @@ class AudioModel:
 
     def __init__(self, run: Run, batch_size: int = 8):
         self.run = run
-        self.fbank = run.config.data.pipeline.fbank
-        self.sample_rate = self.fbank.sample_rate
+        self.frontend = run.config.data.pipeline.frontend_config
+        self.sample_rate = self.frontend.sample_rate
         self._inference = Inference(
             run.model, run.tokenizer, max_text_len=run.max_text_len, batch_size=batch_size
         )
@@ -62,12 +62,12 @@ class AudioModel:
     def features(
         self, item: AudioInput, sample_rate: int | None = None, name: str = ""
     ) -> np.ndarray:
-        """Log-mel features [T, n_mels] of one input."""
+        """The run's front-end features [T, n_mels] of one input (fbank or log-mel)."""
         name = name or (os.fspath(item) if isinstance(item, str | os.PathLike) else "<array>")
         wave = self.waveform(item, sample_rate, name)
-        if num_fbank_frames(wave.size, self.fbank) < 1:
+        if frontend.num_frames(wave.size, self.frontend) < 1:
             raise AudioError("empty", name, f"{wave.size} samples: shorter than one frame")
-        return fbank_np(wave, self.fbank)
+        return frontend.features_np(wave, self.frontend)
 
     @staticmethod
     def _items(audio) -> list[AudioInput]:
@@ -95,7 +95,7 @@ class AudioModel:
         return self.embed_features(self._all_features(audio, sample_rate))
 
     def embed_features(self, features: Sequence[np.ndarray]) -> np.ndarray:
-        """`embed_audio` from log-mel features [T, n_mels] (e.g. a dataset's stored fbank)."""
+        """`embed_audio` from front-end features [T, n_mels] (e.g. a dataset's stored ones)."""
         encoded = self._inference.encode(list(features))
         return np.stack([e.embedding if e.embedding is not None else e.pooled for e in encoded])
 

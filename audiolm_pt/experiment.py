@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from audiolm_pt import strict_config
+from audiolm_pt.audio import frontend
 from audiolm_pt.experiment_sections import (
     CheckpointConfig,
     DataConfig,
@@ -188,10 +189,17 @@ def _check_across_sections(config: ExperimentConfig) -> None:
     if weights and names - set(weights):
         missing = sorted(names - set(weights))[0]
         raise ValueError(f"data.pipeline.mixture_weights lacks data.tfds_names entry {missing!r}")
-    if pipeline.fbank.num_mel_bins != model.audio.n_mels:
+    fe, name = pipeline.frontend_config, pipeline.frontend
+    bins = "num_mel_bins" if name == "fbank" else "n_mels"
+    if fe.n_mels != model.audio.n_mels:
         raise ValueError(
-            f"data.pipeline.fbank.num_mel_bins={pipeline.fbank.num_mel_bins} differs from "
+            f"data.pipeline.{name}.{bins}={fe.n_mels} differs from "
             f"model.audio.n_mels={model.audio.n_mels}"
+        )
+    if abs(frontend.hop_ms(fe) - model.audio.input_hop_ms) > 1e-6:
+        raise ValueError(
+            f"data.pipeline.{name} hops {frontend.hop_ms(fe):g} ms but "
+            f"model.audio.input_hop_ms={model.audio.input_hop_ms:g}"
         )
 
 
@@ -284,7 +292,9 @@ def write(config: ExperimentConfig, workdir: str) -> str:
 
 def read(workdir: str | Path) -> ExperimentConfig:
     """The experiment config a run wrote. Runs written before the objective was named once
-    carry `objective.objective` (equal to `model.objective`): it is dropped."""
+    carry `objective.objective` (equal to `model.objective`): it is dropped. Runs written
+    before the front end was selectable carry `data.pipeline.fbank_on_the_fly`: True reads
+    as `feature_source="host"`."""
     path = Path(workdir) / CONFIG_NAME
     if not path.is_file():
         raise FileNotFoundError(
@@ -294,4 +304,7 @@ def read(workdir: str | Path) -> ExperimentConfig:
     objective = values.get("objective", {})
     if objective.get("objective") == values.get("model", {}).get("objective", "contrastive"):
         objective.pop("objective")
+    pipeline = values.get("data", {}).get("pipeline", {})
+    if "fbank_on_the_fly" in pipeline:
+        pipeline["feature_source"] = "host" if pipeline.pop("fbank_on_the_fly") else "stored"
     return parse(values)

@@ -30,7 +30,7 @@ class HearModel(torch.nn.Module):
         super().__init__()
         if model.sample_rate not in HEAR_SAMPLE_RATES:
             raise ValueError(
-                f"data.pipeline.fbank.sample_rate={model.sample_rate}: HEAR feeds audio at one "
+                f"data.pipeline front end sample_rate={model.sample_rate}: HEAR feeds audio at one "
                 f"of {HEAR_SAMPLE_RATES} Hz"
             )
         self.model = model

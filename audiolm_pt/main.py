@@ -25,6 +25,7 @@ from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
 from audiolm_pt import console, experiment, sharding
+from audiolm_pt.data.pipeline_config import PipelineConfig
 from audiolm_pt.experiment import ExperimentConfig
 from audiolm_pt.run_metrics import MetricsLogger
 from audiolm_pt.train import heldout, loop, mfu, synthetic
@@ -49,19 +50,21 @@ DATA_INFO_NAME = "data_info.json"
 
 
 def make_to_global(
-    trainer: Trainer, bucket_frames: tuple[int, ...] = ()
+    trainer: Trainer, pipeline_cfg: PipelineConfig | None = None
 ) -> Callable[[dict[str, np.ndarray]], dict[str, jax.Array]]:
-    """Host batches to global arrays. With `bucket_frames`, each host's batch is padded to
-    the smallest bucket holding its own longest clip, so with several processes they first
-    agree on the largest of their frame counts (one small all-gather per batch)."""
-    agree = bool(bucket_frames) and jax.process_count() > 1
+    """Host batches to global arrays. With `bucket_frames` in `pipeline_cfg`, each host's
+    batch is padded to the smallest bucket holding its own longest clip, so with several
+    processes they first agree on the largest of their frame counts (one small all-gather
+    per batch)."""
+    agree = bool(pipeline_cfg and pipeline_cfg.bucket_frames) and jax.process_count() > 1
 
     def to_global(batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         if agree:
-            from audiolm_pt.data.pipeline import pad_frames
+            from audiolm_pt.data.pipeline import batch_frames, pad_frames
 
-            frames = np.int32(batch["features"].shape[1])
-            batch = pad_frames(batch, int(np.max(multihost_utils.process_allgather(frames))))
+            frames = np.int32(batch_frames(batch, pipeline_cfg))
+            most = int(np.max(multihost_utils.process_allgather(frames)))
+            batch = pad_frames(batch, most, pipeline_cfg)
         return {
             k: jax.make_array_from_process_local_data(trainer.batch_sharding, v)
             for k, v in batch.items()
@@ -215,7 +218,7 @@ def run(config: ExperimentConfig, workdir: str) -> dict[str, Any]:
     pipeline_cfg = config.data.pipeline
     trainer = build_from_config(config)
     buckets = pipeline_cfg.bucket_frames
-    to_global = make_to_global(trainer, buckets)
+    to_global = make_to_global(trainer, pipeline_cfg)
     if buckets:
         shapes = tuple(dict.fromkeys((*buckets, pipeline_cfg.max_frames)))
         log.info(

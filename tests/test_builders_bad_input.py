@@ -218,10 +218,10 @@ def test_window_ids_that_collide_with_clip_ids_are_duplicates(tmp_path):
 
 
 def test_unexpected_errors_skip_the_clip_with_a_named_reason(tmp_path, monkeypatch):
-    def broken_fbank(wave, cfg):
+    def broken_features(wave, cfg):
         raise FloatingPointError("odd file")
 
-    monkeypatch.setattr(features, "fbank_np", broken_fbank)
+    monkeypatch.setattr(features, "features_np", broken_features)
     write_audio(tmp_path / "a.wav", 0.5)
     job = features.FeatureJob(tmp_path / "a.wav", FbankConfig(), 30.0, "window", False)
     assert features.extract(job) == features.FeatureResult(skip="failed_FloatingPointError")

@@ -1,6 +1,7 @@
 """TFDS builders: each source format builds, reads back, and matches features computed here."""
 
 import csv
+import dataclasses
 import gzip
 import json
 
@@ -8,12 +9,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiolm_pt.audio import FbankConfig, fbank_np, load_audio, num_fbank_frames
+from audiolm_pt.audio import (
+    FbankConfig,
+    LogMelConfig,
+    fbank_np,
+    load_audio,
+    num_fbank_frames,
+    num_log_mel_frames,
+)
 from audiolm_pt.data.builders.__main__ import main
 from audiolm_pt.data.builders.build_report import BuildReport
 from audiolm_pt.data.builders.features import cap_length
 from audiolm_pt.data.builders.formats.lhotse import split_of
-from audiolm_pt.data.builders.tfds_builder import build_dataset, open_dataset
+from audiolm_pt.data.builders.tfds_builder import DATASET_VERSION, build_dataset, open_dataset
+from audiolm_pt.data.processing import decode_waveform
 from audiolm_pt.data.schema import labels_of
 
 RATE = 16000
@@ -67,10 +76,10 @@ def reference(path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray
 
 def assert_features(ex: dict, path, start: int = 0, stop: int | None = None) -> None:
     fbank, wave = reference(path, start, stop)
-    assert ex["fbank"].dtype == np.float16
-    assert ex["fbank"].shape == (num_fbank_frames(wave.size, FbankConfig()), 80)
-    assert ex["num_frames"] == ex["fbank"].shape[0]
-    np.testing.assert_array_equal(ex["fbank"], fbank)
+    assert ex["features"].dtype == np.float16
+    assert ex["features"].shape == (num_fbank_frames(wave.size, FbankConfig()), 80)
+    assert ex["num_frames"] == ex["features"].shape[0]
+    np.testing.assert_array_equal(ex["features"], fbank)
 
 
 def test_demo_manifest_round_trip(tmp_path):
@@ -112,7 +121,7 @@ def test_demo_manifest_round_trip(tmp_path):
         ],
     )
     builder = build_dataset(src, tmp_path / "data", format="demo", store_waveform=True)
-    assert builder.data_path == tmp_path / "data" / "demo" / "1.0.0"
+    assert builder.data_path == tmp_path / "data" / "demo" / DATASET_VERSION
     train, test = read_split(builder, "train"), read_split(builder, "test")
     assert sorted(train) == ["a", "b"]
     assert list(test) == ["c"]
@@ -128,8 +137,8 @@ def test_demo_manifest_round_trip(tmp_path):
         assert_features(ex, src / "audio" / name)
         _, wave = reference(src / "audio" / name)
         expected = np.clip(np.round(wave * 32768.0), -32768, 32767).astype(np.int16)
-        np.testing.assert_array_equal(ex["waveform"], expected)
-    assert train["b"]["waveform"].size == round(0.7 * RATE)
+        np.testing.assert_array_equal(decode_waveform(ex["waveform"]), expected)
+    assert decode_waveform(train["b"]["waveform"]).size == round(0.7 * RATE)
 
     report = json.loads((builder.data_path / "build_report.train.json").read_text())
     assert report["totals"]["clips_read"] == 2
@@ -137,7 +146,8 @@ def test_demo_manifest_round_trip(tmp_path):
     assert report["totals"]["audio_seconds_written"] == pytest.approx(1.7)
     assert report["skipped_clips"] == {}
     reopened = open_dataset(tmp_path / "data", "demo")
-    assert reopened.info.metadata["fbank"]["num_mel_bins"] == 80
+    assert reopened.info.metadata["frontend"] == "fbank"
+    assert reopened.info.metadata["frontend_options"]["num_mel_bins"] == 80
     assert reopened.info.metadata["store_waveform"] is True
     assert len(reopened.as_data_source(split="test")) == 1
 
@@ -361,7 +371,7 @@ def test_workers_give_the_same_examples(tmp_path):
     pooled = read_split(build_dataset(src, tmp_path / "b", workers=2), "train")
     assert sorted(inline) == sorted(pooled) == [f"k{k}" for k in range(6)]
     for key, ex in inline.items():
-        np.testing.assert_array_equal(ex["fbank"], pooled[key]["fbank"])
+        np.testing.assert_array_equal(ex["features"], pooled[key]["features"])
         assert ex["captions"] == pooled[key]["captions"]
 
 
@@ -416,8 +426,59 @@ def test_command_line(tmp_path, capsys):
     main([f"--source_dir={src}", f"--data_dir={tmp_path / 'data'}", "--name=tiny", "--workers=1"])
     out = capsys.readouterr().out
     assert "build report: tiny / train" in out
-    assert (tmp_path / "data/tiny/1.0.0/build_report.train.json").is_file()
+    assert (tmp_path / f"data/tiny/{DATASET_VERSION}/build_report.train.json").is_file()
     main([f"--source_dir={src}", f"--data_dir={tmp_path / 'data'}", "--name=tiny"])
     assert "exists; kept it" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="build option long_clip_policy="):
         main([f"--source_dir={src}", f"--data_dir={tmp_path}", "--long_clip_policy=x"])
+    bad = {
+        "--no_features": "build option store_features=False",
+        "--frontend=mfcc": "build option frontend='mfcc'",
+        '--frontend_options={"bogus": 1}': "'fbank.bogus'",
+        "--frontend_options=[1]": "frontend_options: must be a JSON object",
+    }
+    for flag, message in bad.items():
+        with pytest.raises(SystemExit, match=message):
+            main([f"--source_dir={src}", f"--data_dir={tmp_path}", flag])
+
+
+def test_a_log_mel_waveform_only_dataset(tmp_path):
+    """--frontend=log_mel --no_features --store_waveform: the records carry FLAC audio and
+    the log-mel frame count, no features; the metadata names the front end."""
+    src = tmp_path / "src"
+    write_audio(src / "a.wav", 0.5)
+    write_jsonl(
+        src / "manifest.jsonl",
+        [
+            {
+                "id": "a",
+                "split": "train",
+                "audio": "a.wav",
+                "captions": [{"text": "t", "style": "short"}],
+            }
+        ],
+    )
+    main(
+        [
+            f"--source_dir={src}",
+            f"--data_dir={tmp_path / 'data'}",
+            "--frontend=log_mel",
+            '--frontend_options={"n_mels": 32, "top_db": null}',
+            "--store_waveform",
+            "--no_features",
+        ]
+    )
+    builder = open_dataset(tmp_path / "data", "demo")
+    meta = builder.info.metadata
+    assert (meta["frontend"], meta["store_features"], meta["store_waveform"]) == (
+        "log_mel",
+        False,
+        True,
+    )
+    assert meta["frontend_options"] == dataclasses.asdict(LogMelConfig(n_mels=32, top_db=None))
+    ex = read_split(builder, "train")["a"]
+    _, wave = reference(src / "a.wav")
+    assert ex["features"].shape == (0, 32)
+    assert ex["num_frames"] == num_log_mel_frames(wave.size, LogMelConfig()) == 51
+    expected = np.clip(np.round(wave * 32768.0), -32768, 32767).astype(np.int16)
+    np.testing.assert_array_equal(decode_waveform(ex["waveform"]), expected)

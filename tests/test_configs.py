@@ -16,6 +16,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from audiolm_pt import experiment, main
+from audiolm_pt.audio import LogMelConfig
 from audiolm_pt.experiment_sections import CheckpointConfig, DataConfig, TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -185,8 +186,9 @@ OVERRIDES = [
     ("data.pipeline.mixup_prob", "0.3", 0.3),
     ("data.pipeline.max_time_mask", "20", 20),
     ("data.pipeline.freq_masks", "0", 0),
-    ("data.pipeline.fbank_on_the_fly", "True", True),
-    ("data.pipeline.fbank.frame_shift_ms", "20.0", 20.0),
+    ("data.pipeline.feature_source", "device", "device"),
+    ("data.pipeline.fbank.low_freq", "40.0", 40.0),
+    ("data.pipeline.log_mel.top_db", "inf", float("inf")),  # no floor (flags cannot say None)
     ("data.pipeline.mixture_weights", "{'demo': 2.0}", {"demo": 2.0}),
     ("data.pipeline.num_epochs", "3", 3),
     ("optimizer.rsqrt_timescale", "500", 500),
@@ -207,10 +209,26 @@ def test_the_overrides_the_issue_found_unreachable_now_take_effect(key, text, va
     assert _at(parsed, key.split(".")) == value
 
 
+def test_the_front_end_is_selected_by_name_and_checked_against_the_model():
+    log_mel = (
+        "--config.data.pipeline.frontend=log_mel",
+        "--config.data.pipeline.log_mel.n_mels=80",
+    )
+    parsed = experiment.parse(_flags("demo", "contrastive", *log_mel))
+    assert parsed.data.pipeline.frontend_config == LogMelConfig(n_mels=80)
+    with pytest.raises(ValueError, match=r"data.pipeline.log_mel.n_mels=64 differs from model"):
+        experiment.parse(_flags("demo", "contrastive", log_mel[0]))
+    hop = "--config.data.pipeline.log_mel.hop_length=320"
+    with pytest.raises(ValueError, match=r"data.pipeline.log_mel hops 20 ms but model.audio"):
+        experiment.parse(_flags("demo", "contrastive", *log_mel, hop))
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
         ("--config.data.pipeline.mixup_prob=1.5", "mixup_prob"),
+        ("--config.data.pipeline.frontend=mfcc", "data.pipeline.frontend"),
+        ("--config.data.pipeline.feature_source=disk", "data.pipeline.feature_source"),
         ("--config.data.pipeline.bucket_frames=(900,)", "bucket_frames"),
         ("--config.data.pipeline.caption_style_weights.short=-1", "caption_style_weights.short"),
         ("--config.data.pipeline.mixture_weights={'demo': 'x'}", "mixture_weights.demo"),

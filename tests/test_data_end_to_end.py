@@ -2,12 +2,14 @@
 
 The builder and the pipeline are each tested on their own; this checks the contract between
 them (schema.py) on real ArrayRecord files: features and captions arrive unchanged, stored
-waveforms give the same on-the-fly fbank, and resume is exact over the real source.
+waveforms give the same features on the host and on the device, a dataset that cannot give
+the configured features is refused, and resume is exact over the real source.
 """
 
 import json
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import soundfile as sf
@@ -15,6 +17,7 @@ import soundfile as sf
 import audiolm_pt
 from audiolm_pt.audio import FbankConfig, fbank_np, load_audio
 from audiolm_pt.data.builders.tfds_builder import build_dataset
+from audiolm_pt.data.device_features import make_featurizer
 from audiolm_pt.data.pipeline import make_iterator, tfds_source
 from audiolm_pt.data.pipeline_config import PipelineConfig
 from audiolm_pt.text import load_tokenizer
@@ -103,15 +106,35 @@ def test_batches_carry_the_stored_features_and_captions(data_dir):
     it.close()
 
 
-def test_on_the_fly_fbank_equals_stored_features(data_dir):
+@pytest.mark.parametrize("feature_source", ["host", "device"])
+def test_features_from_the_stored_waveform_equal_the_stored_ones(data_dir, feature_source):
     stored = next(make_iterator(_sources(data_dir), _config(train=False, num_epochs=1)))
-    fly = next(
-        make_iterator(_sources(data_dir), _config(train=False, num_epochs=1, fbank_on_the_fly=True))
-    )
+    cfg = _config(train=False, num_epochs=1, feature_source=feature_source)
+    batch = next(make_iterator(_sources(data_dir), cfg))
+    featurize = make_featurizer(cfg)
+    if featurize is not None:
+        batch = featurize({k: jnp.asarray(v) for k, v in batch.items()}, None)
     mask = stored["feature_mask"]
-    np.testing.assert_array_equal(mask, fly["feature_mask"])
-    # Stored features are float16; the on-the-fly path computes float32 from the int16 waveform.
-    np.testing.assert_allclose(fly["features"][mask], stored["features"][mask], atol=0.02)
+    np.testing.assert_array_equal(mask, batch["feature_mask"])
+    # Stored features are float16; the other paths compute float32 from the int16 waveform.
+    np.testing.assert_allclose(
+        np.asarray(batch["features"])[mask], stored["features"][mask], atol=0.02
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"frontend": "log_mel"}, "stores fbank features but data.pipeline.frontend='log_mel'"),
+        ({"fbank": FbankConfig(low_freq=40.0)}, r"low_freq=20.0 but data.pipeline.fbank.low_freq"),
+        ({"feature_source": "host", "fbank": FbankConfig(sample_rate=8000)}, "at 16000 Hz"),
+    ],
+)
+def test_a_dataset_that_cannot_give_the_configured_features_fails_before_reading(
+    data_dir, overrides, message
+):
+    with pytest.raises(ValueError, match=f"data source 'e2e': .*{message}"):
+        make_iterator(_sources(data_dir), _config(**overrides))
 
 
 def test_resume_over_arrayrecord_matches_uninterrupted(data_dir):

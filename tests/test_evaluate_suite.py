@@ -216,7 +216,7 @@ class _Records(list):
 def test_bad_records_are_skipped_and_counted():
     good = {
         "id": b"a",
-        "fbank": np.ones((5, 4), np.float16),
+        "features": np.ones((5, 4), np.float16),
         "num_frames": 3,
         "captions": [b"x"],
         "caption_styles": [b"short"],
@@ -227,7 +227,7 @@ def test_bad_records_are_skipped_and_counted():
         [
             good,
             good,
-            {**good, "fbank": np.full((5, 4), np.nan, np.float16)},
+            {**good, "features": np.full((5, 4), np.nan, np.float16)},
             {**good, "num_frames": 9},
             {"id": b"no features"},
         ]

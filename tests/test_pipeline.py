@@ -2,14 +2,19 @@
 mixtures, buckets, bad-input counters, config validation."""
 
 import collections
+import dataclasses
 import itertools
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from audiolm_pt.audio import FbankConfig, fbank_np
+from audiolm_pt.audio import FbankConfig, LogMelConfig, fbank_np, log_mel_np
 from audiolm_pt.data import transforms
+from audiolm_pt.data.builders.features import encode_flac
+from audiolm_pt.data.device_features import make_featurizer, spec_augment
 from audiolm_pt.data.pipeline import (
     NoUsableRecordsError,
     label_vocab,
@@ -30,9 +35,9 @@ def _example(i: int, num_frames: int | None = None, **overrides) -> dict:
     example = {
         "id": str(i),
         "source": "synthetic",
-        "fbank": np.full((n, 4), i, np.float16),
+        "features": np.full((n, 4), i, np.float16),
         "num_frames": n,
-        "waveform": np.zeros((0,), np.int16),
+        "waveform": b"",
         "captions": [WORDS[i % 5], f"{WORDS[(i + 1) % 5]} loudly"],
         "caption_styles": ["short", "long"],
         "label_keys": ["event", "event"],
@@ -130,7 +135,7 @@ def test_resume_reproduces_the_uninterrupted_stream(workers, tokenizer):
 
 def test_crop_pad_masks_and_centre_crop_in_eval():
     ramp = np.arange(30, dtype=np.float16)[:, None] * np.ones((1, 4), np.float16)
-    source = [_example(0, num_frames=7), _example(1, num_frames=30, fbank=ramp)]
+    source = [_example(0, num_frames=7), _example(1, num_frames=30, features=ramp)]
     cfg = _cfg(global_batch_size=2, max_frames=16, train=False)
     (batch,), _ = _run({"a": source}, cfg, 1)
     assert batch["features"].shape == (2, 16, 4)
@@ -219,7 +224,7 @@ def test_text_and_labels_in_batches(tokenizer):
 
 def test_eval_mode_has_no_augmentation():
     ramp = np.arange(40, dtype=np.float16)[:, None] * np.ones((1, 4), np.float16)
-    source = [_example(i, num_frames=40, fbank=ramp + i) for i in range(8)]
+    source = [_example(i, num_frames=40, features=ramp + i) for i in range(8)]
     cfg = _cfg(train=False, time_masks=3, freq_masks=3, mixup_prob=1.0)
     first, _ = _run({"a": source}, cfg, 2)
     again, _ = _run({"a": source}, cfg, 2)
@@ -249,7 +254,7 @@ def test_length_buckets_and_pad_frames():
     batches, _ = _run({"a": source}, cfg, 2)
     assert [b["features"].shape[1] for b in batches] == [8, 16]
     np.testing.assert_array_equal(batches[0]["feature_mask"].sum(1), [3, 5, 6, 7])
-    padded = pad_frames(batches[0], 16)
+    padded = pad_frames(batches[0], 16, cfg)
     assert padded["features"].shape == (4, 16, 4)
     np.testing.assert_array_equal(padded["feature_mask"].sum(1), [3, 5, 6, 7])
 
@@ -281,8 +286,8 @@ def test_bad_input_is_skipped_and_counted(tokenizer):
         _example(101, captions=["   "], caption_styles=["short"]),
         _example(102, captions=[], caption_styles=[]),
         None,  # replaced by an unreadable record
-        _example(104, num_frames=6, fbank=nan),
-        _example(105, fbank=np.zeros((5,), np.float16)),
+        _example(104, num_frames=6, features=nan),
+        _example(105, features=np.zeros((5,), np.float16)),
     ]
     good = [_example(i) for i in range(6)]
     source = _Flaky(bad + good)
@@ -299,28 +304,101 @@ def test_bad_input_is_skipped_and_counted(tokenizer):
     }
 
 
-def test_on_the_fly_fbank_matches_fbank_of_the_stored_waveform():
+def _flac_examples(lengths, **overrides):
     rng = np.random.default_rng(0)
-    waves = [(rng.normal(size=2000 + 400 * i) * 3000).astype(np.int16) for i in range(4)]
-    source = [_example(i, waveform=w) for i, w in enumerate(waves)]
-    source.append(_example(9, waveform=np.zeros((100,), np.int16)))  # under one 25 ms window
+    waves = [(rng.normal(size=n) * 3000).astype(np.int16) for n in lengths]
+    source = [
+        _example(i, waveform=encode_flac(w / 32768.0, 16000), **overrides)
+        for i, w in enumerate(waves)
+    ]
+    return waves, source
+
+
+FRONTENDS = {
+    "fbank": (FbankConfig(num_mel_bins=4), fbank_np),
+    "log_mel": (LogMelConfig(n_mels=4), log_mel_np),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FRONTENDS))
+def test_host_features_match_the_front_end_of_the_stored_waveform(name):
+    fe, reference = FRONTENDS[name]
+    waves, source = _flac_examples([2000 + 400 * i for i in range(4)])
+    source.append(_example(9, waveform=encode_flac(np.zeros(100), 16000)))
     source.append(_example(10))  # no stored waveform
-    cfg = _cfg(train=False, fbank_on_the_fly=True, max_frames=64, global_batch_size=1)
+    source.append(_example(11, waveform=b"not flac at all"))
+    cfg = _cfg(
+        train=False, feature_source="host", frontend=name, max_frames=64, global_batch_size=1
+    )
+    cfg = dataclasses.replace(cfg, **{name: fe})
     batches, _ = _run({"a": source}, cfg, 4)
     for wave, batch in zip(waves, batches, strict=True):
-        expected = fbank_np(wave.astype(np.float32) / 32768.0, FbankConfig())
+        expected = reference(wave.astype(np.float32) / 32768.0, fe)
         n = int(batch["feature_mask"].sum())
         assert n == len(expected)
-        np.testing.assert_allclose(batch["features"][0, :n], expected, rtol=1e-6)
+        np.testing.assert_allclose(batch["features"][0, :n], expected, rtol=1e-6, atol=1e-6)
     it = make_iterator({"a": source}, cfg, process_count=1)
-    assert len(list(it)) == 4
-    assert it.skipped == {"no_waveform": 1, "too_short": 1}
+    assert len(list(it)) == 4 + (name == "log_mel")  # log-mel centres a frame on 100 samples
+    reasons = {"no_waveform": 1, "undecodable_waveform": 1}
+    assert it.skipped == (reasons if name == "log_mel" else {**reasons, "too_short": 1})
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("fbank", {}),
+        ("fbank", {"snip_edges": False}),
+        ("log_mel", {"top_db": None}),
+        ("log_mel", {"top_db": None, "pad_mode": "reflect"}),
+    ],
+)
+@pytest.mark.parametrize("train", [False, True])
+def test_device_features_equal_the_host_path_crops_included(name, options, train):
+    """Same seed, same crops: the segments the host cuts give on device the frames the host
+    path computes (log-mel with top_db differs by design once a clip is cropped)."""
+    fe = dataclasses.replace(FRONTENDS[name][0], **options)
+    _, source = _flac_examples([1200, 3000, 5000, 9000, 16000, 700])
+    base = _cfg(train=train, frontend=name, max_frames=40, global_batch_size=3, **{name: fe})
+    host, _ = _run({"a": source}, dataclasses.replace(base, feature_source="host"), 2)
+    device, _ = _run({"a": source}, dataclasses.replace(base, feature_source="device"), 2)
+    featurize = make_featurizer(dataclasses.replace(base, feature_source="device"))
+    for h, d in zip(host, device, strict=True):
+        assert set(d) == {"waveform", "num_frames"} | set(h) - {"features", "feature_mask"}
+        assert d["waveform"].dtype == np.int16
+        out = jax.jit(featurize)({k: jnp.asarray(v) for k, v in d.items()}, None)
+        np.testing.assert_array_equal(out["feature_mask"], h["feature_mask"])
+        np.testing.assert_allclose(out["features"], h["features"], atol=2e-3, rtol=1e-4)
+
+
+def test_device_spec_augment_masks_valid_frames_with_the_clip_mean():
+    rng = np.random.default_rng(1)
+    features = jnp.asarray(rng.normal(size=(64, 50, 8)).astype(np.float32))
+    valid = jnp.asarray(rng.integers(1, 51, size=64))
+    mask = jnp.arange(50)[None] < valid[:, None]
+    features = jnp.where(mask[..., None], features, 0.0)
+    out = np.asarray(spec_augment(features, mask, jax.random.PRNGKey(0), 2, 10, 2, 3))
+    changed = out != np.asarray(features)
+    fill = np.asarray(jnp.sum(features, (1, 2)) / (valid * 8))
+    assert changed.any()
+    for b in range(64):
+        assert not changed[b, int(valid[b]) :].any()  # padding untouched
+        np.testing.assert_allclose(out[b][changed[b]], fill[b], rtol=1e-5)
+        rows = changed[b].all(axis=1).sum()  # masked frames span every bin
+        assert rows <= 2 * 10
+    # Each frequency band is at most 3 bins wide: never more than 6 of 8 bins fully masked
+    # (in clips longer than the 20 frames time masks can hide).
+    long = [b for b in range(64) if valid[b] > 20]
+    columns = [(changed[b, : int(valid[b])].all(axis=0)).sum() for b in long]
+    assert max(columns) <= 6
+    assert sum(columns) > 0
+    none = spec_augment(features, mask, jax.random.PRNGKey(0), 0, 10, 0, 3)
+    np.testing.assert_array_equal(none, features)
 
 
 def test_a_training_stream_with_no_usable_record_fails_naming_the_reasons():
     # Training repeats for ever: without the bound it would spin without a batch.
     source = [_example(i) for i in range(6)]  # no stored waveform to compute features from
-    cfg = _cfg(fbank_on_the_fly=True, global_batch_size=2)
+    cfg = _cfg(feature_source="host", global_batch_size=2)
     with pytest.raises(NoUsableRecordsError, match=r"7 records in a row.*'no_waveform': 7"):
         _run({"a": source}, cfg, 1)
 
@@ -345,7 +423,7 @@ def test_config_rejects_unknown_and_bad_keys():
     with pytest.raises(ValueError, match="bucket_frames"):
         PipelineConfig(max_frames=100, bucket_frames=(200,))
     with pytest.raises(ValueError, match=r"fbank\.bogus"):
-        PipelineConfig.from_dict({"fbank": {"bogus": 1}, "fbank_on_the_fly": True})
+        PipelineConfig.from_dict({"fbank": {"bogus": 1}, "feature_source": "host"})
     with pytest.raises(ValueError, match=r"fbank\.num_mel_bins: expected int, got 'x'"):
         PipelineConfig.from_dict({"fbank": {"num_mel_bins": "x"}})
 

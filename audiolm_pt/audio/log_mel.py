@@ -25,7 +25,8 @@ class LogMelConfig:
     mels from 0 Hz to Nyquist (``fmax=None``), power spectrum, dB with librosa's defaults.
 
     ``log='db'``: ``10 log10(max(S, amin)) - 10 log10(max(ref, amin))``, then clipped to
-    ``top_db`` below the clip's peak (``None`` keeps everything). ``log='natural'``:
+    ``top_db`` below the clip's peak (``None`` or ``inf`` keeps everything; command-line
+    flags can say only the latter). ``log='natural'``:
     ``ln(max(S, eps))``.
     """
 
@@ -98,9 +99,17 @@ def _log_mel(wave, cfg: LogMelConfig, xp):
     if cfg.log == "natural":
         return xp.log(xp.maximum(energies, cfg.eps))
     db = 10.0 * xp.log10(xp.maximum(energies, cfg.amin)) - 10.0 * np.log10(max(cfg.ref, cfg.amin))
-    if cfg.top_db is None:
+    return clip_top_db(db, cfg, xp)
+
+
+def clip_top_db(db, cfg: LogMelConfig, xp, frame_mask=None):
+    """dB values ``[..., T, n_mels]`` floored at ``top_db`` below each example's peak (as is
+    when ``top_db`` or ``log='natural'`` says so); with ``frame_mask [..., T]`` the peak is
+    taken over the valid frames only (padding must not set it)."""
+    if cfg.top_db is None or cfg.log == "natural":
         return db
-    peak = db.max(axis=(-2, -1), keepdims=True, initial=-np.inf)
+    candidates = db if frame_mask is None else xp.where(frame_mask[..., None], db, -np.inf)
+    peak = candidates.max(axis=(-2, -1), keepdims=True, initial=-np.inf)
     return xp.maximum(db, peak - cfg.top_db)
 
 

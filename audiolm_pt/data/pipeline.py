@@ -12,12 +12,15 @@ With ``data_fraction`` < 1 a training source is first cut to a nested subset (se
 ``PipelineConfig``); ``source_sizes`` reports what each source kept.
 
 Batches are numpy dicts with the keys of ``schema.BATCH_KEYS`` (text keys when a tokenizer is
-configured, ``labels`` when a label task is). With ``bucket_frames`` a batch's frame axis is the
-smallest bucket holding its longest clip; hosts may then differ, so multi-host trainers agree
-on the largest and call ``pad_frames`` (or leave buckets off).
+configured, ``labels`` when a label task is); with ``feature_source="device"`` the audio keys
+are ``waveform``/``num_frames`` instead of ``features``/``feature_mask`` (see
+``data.device_features``). With ``bucket_frames`` a batch's frame axis is the smallest bucket
+holding its longest clip; hosts may then differ, so multi-host trainers agree on the largest
+``batch_frames`` and call ``pad_frames`` (or leave buckets off).
 """
 
 import collections
+import dataclasses
 import hashlib
 import json
 import logging
@@ -30,9 +33,10 @@ import jax
 import numpy as np
 from absl import flags
 
+from audiolm_pt.audio import frontend
 from audiolm_pt.data import transforms
 from audiolm_pt.data.pipeline_config import PipelineConfig, kept_records, split_label_tasks
-from audiolm_pt.data.processing import ExampleProcessor, Processed, WaveformFbank, task_labels
+from audiolm_pt.data.processing import ExampleProcessor, Processed, task_labels
 from audiolm_pt.text import Tokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -59,9 +63,9 @@ def make_dataset(
     batch_size = cfg.per_host_batch_size(process_count)
     if tokenizer is None and cfg.tokenizer:
         tokenizer = load_tokenizer(cfg.tokenizer)
-    fbank = WaveformFbank(cfg.fbank) if cfg.fbank_on_the_fly else None
+    check_sources(sources, cfg)
     stream = _mixed_stream(sources, cfg)
-    processor = ExampleProcessor(stream, cfg, tokenizer, fbank)
+    processor = ExampleProcessor(stream, cfg, tokenizer)
     rows = _HostRows(len(stream), cfg.global_batch_size, process_index, process_count)
     positions = grain.MapDataset.range(start_batch * rows.per_host, len(rows)).map(rows)
     read = grain.ReadOptions(
@@ -170,15 +174,80 @@ def label_vocab(records: Iterable[Mapping[str, Any]], label_task: str) -> tuple[
     return tuple(sorted({label for record in records for label in task_labels(record, tasks)}))
 
 
-def pad_frames(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.ndarray]:
+def batch_frames(batch: Mapping[str, np.ndarray], cfg: PipelineConfig) -> int:
+    """The frame count a batch is padded to (its bucket)."""
+    if "features" in batch:
+        return batch["features"].shape[1]
+    fe = cfg.frontend_config
+    return (batch["waveform"].shape[1] - frontend.segment_length(1, fe)) // frontend.hop(fe) + 1
+
+
+def pad_frames(
+    batch: dict[str, np.ndarray], num_frames: int, cfg: PipelineConfig
+) -> dict[str, np.ndarray]:
     """``batch`` with its frame axis zero-padded to ``num_frames`` (at least its own)."""
-    extra = num_frames - batch["features"].shape[1]
-    if extra < 0:
-        raise ValueError(f"batch has {batch['features'].shape[1]} frames > {num_frames}")
+    own = batch_frames(batch, cfg)
+    if own > num_frames:
+        raise ValueError(f"batch has {own} frames > {num_frames}")
     out = dict(batch)
-    out["features"] = np.pad(batch["features"], ((0, 0), (0, extra), (0, 0)))
-    out["feature_mask"] = np.pad(batch["feature_mask"], ((0, 0), (0, extra)))
+    if "features" in batch:
+        extra = num_frames - own
+        out["features"] = np.pad(batch["features"], ((0, 0), (0, extra), (0, 0)))
+        out["feature_mask"] = np.pad(batch["feature_mask"], ((0, 0), (0, extra)))
+    else:
+        samples = frontend.segment_length(num_frames, cfg.frontend_config)
+        extra = samples - batch["waveform"].shape[1]
+        out["waveform"] = np.pad(batch["waveform"], ((0, 0), (0, extra)))
     return out
+
+
+def check_sources(sources: Mapping[str, Sequence[Any]], cfg: PipelineConfig) -> None:
+    """Refuses, before reading a record, built TFDS datasets whose stored audio cannot give
+    what ``cfg`` asks for: features of another front end or options, no stored features, or
+    no waveform. Other sources (lists, Grain sources) carry no such description."""
+    for name, source in sorted(sources.items()):
+        info = getattr(source, "dataset_info", None)
+        if info is None:
+            continue
+        meta = dict(info.metadata or {})
+        problem = _source_problem(meta, cfg)
+        if problem:
+            raise ValueError(f"data source {name!r}: {problem}")
+
+
+def _source_problem(meta: Mapping[str, Any], cfg: PipelineConfig) -> str | None:
+    if "frontend" not in meta:
+        return "built by an older version (no front end recorded): rebuild it"
+    wanted = dataclasses.asdict(cfg.frontend_config)
+    if cfg.feature_source == "stored":
+        if not meta.get("store_features", True):
+            return (
+                "stores no features; set data.pipeline.feature_source to host or device "
+                "(its waveform is stored)"
+            )
+        if meta["frontend"] != cfg.frontend:
+            return f"stores {meta['frontend']} features but data.pipeline.frontend={cfg.frontend!r}"
+        stored = dict(meta.get("frontend_options", {}))
+        diff = sorted(k for k in wanted if stored.get(k, wanted[k]) != wanted[k])
+        if diff:
+            key = diff[0]
+            return (
+                f"its {cfg.frontend} features have {key}={stored[key]!r} but "
+                f"data.pipeline.{cfg.frontend}.{key}={wanted[key]!r}"
+            )
+        return None
+    if not meta.get("store_waveform"):
+        return (
+            f"data.pipeline.feature_source={cfg.feature_source!r} needs the waveform; the "
+            "dataset stores none (build it with --store_waveform)"
+        )
+    rate = dict(meta.get("frontend_options", {})).get("sample_rate")
+    if rate != wanted["sample_rate"]:
+        return (
+            f"its waveform is at {rate} Hz but data.pipeline.{cfg.frontend}.sample_rate="
+            f"{wanted['sample_rate']}"
+        )
+    return None
 
 
 def _mixed_stream(sources: Mapping[str, Sequence[Any]], cfg: PipelineConfig) -> grain.MapDataset:
@@ -258,21 +327,30 @@ class _Subset:
 
 
 class _Collate:
-    """Stacks processed examples, padding frames to the batch's bucket."""
+    """Stacks processed examples, padding frames (or waveform segments) to the batch's
+    bucket."""
 
     def __init__(self, cfg: PipelineConfig):
         self._buckets = (*cfg.bucket_frames, cfg.max_frames)
+        self._frontend = cfg.frontend_config
 
     def __call__(self, examples: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        longest = max(len(e["features"]) for e in examples)
+        if "waveform" in examples[0]:
+            longest = max(int(e["num_frames"]) for e in examples)
+        else:
+            longest = max(len(e["features"]) for e in examples)
         num_frames = next(b for b in self._buckets if b >= longest)
-        padded = [transforms.pad(e["features"], num_frames) for e in examples]
-        batch = {
-            "features": np.stack([features for features, _ in padded]),
-            "feature_mask": np.stack([mask for _, mask in padded]),
-        }
+        if "waveform" in examples[0]:
+            samples = frontend.segment_length(num_frames, self._frontend)
+            batch = {"waveform": np.stack([e["waveform"][:samples] for e in examples])}
+        else:
+            padded = [transforms.pad(e["features"], num_frames) for e in examples]
+            batch = {
+                "features": np.stack([features for features, _ in padded]),
+                "feature_mask": np.stack([mask for _, mask in padded]),
+            }
         for key in examples[0]:
-            if key != "features":
+            if key not in batch:
                 batch[key] = np.stack([e[key] for e in examples])
         return batch
 

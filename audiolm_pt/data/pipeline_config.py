@@ -7,9 +7,12 @@ from typing import Any
 
 from audiolm_pt import strict_config
 from audiolm_pt.audio.fbank import FbankConfig
+from audiolm_pt.audio.frontend import FRONTENDS, FrontendConfig
+from audiolm_pt.audio.log_mel import LogMelConfig
 from audiolm_pt.data.schema import CAPTION_STYLES
 
 MIXUP_CAPTION_MODES = ("dominant", "concat")
+FEATURE_SOURCES = ("stored", "host", "device")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +20,12 @@ class PipelineConfig:
     """What the pipeline does to examples and how it schedules them.
 
     Batching: ``global_batch_size`` is split evenly over JAX processes.
+    Features: ``frontend`` ("fbank" or "log_mel", with the options of ``fbank`` or
+    ``log_mel``) from ``feature_source``: "stored" reads the features the dataset builder
+    computed, "host" computes them from the stored waveform in the pipeline's workers, and
+    "device" hands the trainer waveform segments (``waveform`` int16 [B, S], ``num_frames``
+    [B]) whose features the jitted step computes on the accelerator
+    (``data.device_features``), SpecAugment included.
     Audio: crop (random in training, centre in evaluation) to ``max_frames``; with
     ``bucket_frames`` a batch is padded to the smallest bucket that holds its longest clip.
     Augmentation (training only): SpecAugment masks; mixup with probability ``mixup_prob``,
@@ -52,8 +61,10 @@ class PipelineConfig:
     caption_style_weights: Mapping[str, float] = dataclasses.field(
         default_factory=lambda: dict.fromkeys(CAPTION_STYLES, 1.0)
     )
-    fbank_on_the_fly: bool = False
+    frontend: str = "fbank"
+    feature_source: str = "stored"
     fbank: FbankConfig = dataclasses.field(default_factory=FbankConfig)
+    log_mel: LogMelConfig = dataclasses.field(default_factory=LogMelConfig)
     label_task: str = ""
     label_vocab: tuple[str, ...] = ()
     mixture_weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
@@ -79,6 +90,12 @@ class PipelineConfig:
         _require(self.num_epochs is None or self.num_epochs > 0, "num_epochs", "must be > 0")
         _require(0.0 <= self.mixup_prob <= 1.0, "mixup_prob", "must be in [0, 1]")
         _require(self.mixup_alpha > 0, "mixup_alpha", "must be > 0")
+        _require(self.frontend in FRONTENDS, "frontend", f"must be one of {FRONTENDS}")
+        _require(
+            self.feature_source in FEATURE_SOURCES,
+            "feature_source",
+            f"must be one of {FEATURE_SOURCES}",
+        )
         _require(
             self.mixup_captions in MIXUP_CAPTION_MODES,
             "mixup_captions",
@@ -112,6 +129,11 @@ class PipelineConfig:
         _require(self.num_workers >= -1, "num_workers", "must be >= 0, or -1 for the default")
         _require(self.read_threads == -1 or self.read_threads > 0, "read_threads", "> 0 or -1")
         _require(self.read_buffer_size > 0, "read_buffer_size", "must be > 0")
+
+    @property
+    def frontend_config(self) -> FrontendConfig:
+        """The options of the selected front end."""
+        return self.fbank if self.frontend == "fbank" else self.log_mel
 
     @property
     def label_tasks(self) -> tuple[str, ...]:

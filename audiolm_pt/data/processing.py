@@ -3,13 +3,15 @@ into a skip reason. Bad input never raises out of here: the caller counts the re
 
 import dataclasses
 import functools
+import io
 import sys
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+import soundfile
 
-from audiolm_pt.audio import FbankConfig, fbank_np, num_fbank_frames
+from audiolm_pt.audio import frontend
 from audiolm_pt.data import transforms
 from audiolm_pt.data.pipeline_config import PipelineConfig
 from audiolm_pt.data.schema import labels_of
@@ -24,17 +26,22 @@ class Processed(NamedTuple):
     notes: tuple[str, ...]
 
 
-@dataclasses.dataclass(frozen=True)
-class WaveformFbank:
-    """Kaldi fbank of a stored int16 waveform (the builder writes round(wave * 32768))."""
+def decode_waveform(value: Any) -> np.ndarray:
+    """int16 samples of a record's FLAC ``waveform`` bytes (the builder's format)."""
+    data = bytes(value) if isinstance(value, bytes | np.bytes_) else b""
+    if not data:
+        raise SkipError("no_waveform")
+    try:
+        wave, _ = soundfile.read(io.BytesIO(data), dtype="int16")
+    except Exception as e:  # libsndfile's errors for damaged data vary
+        raise SkipError("undecodable_waveform") from e
+    if wave.ndim != 1:
+        raise SkipError("malformed")
+    return wave
 
-    cfg: FbankConfig
 
-    def __call__(self, wave: np.ndarray) -> np.ndarray:
-        return fbank_np(np.asarray(wave, np.float32) / 32768.0, self.cfg)
-
-    def num_frames(self, num_samples: int) -> int:
-        return num_fbank_frames(num_samples, self.cfg)
+class SkipError(Exception):
+    """A record unusable for a named reason."""
 
 
 def task_labels(record: dict[str, Any], tasks: Sequence[str]) -> list[str]:
@@ -46,10 +53,6 @@ def task_labels(record: dict[str, Any], tasks: Sequence[str]) -> list[str]:
     return [f"{task}:{label}" for task in tasks for label in grouped.get(task, [])]
 
 
-class _SkipError(Exception):
-    """A record unusable for a named reason."""
-
-
 @dataclasses.dataclass(frozen=True)
 class ExampleProcessor:
     """Maps a position of the (shuffled, repeated, mixed) stream to a ``Processed``.
@@ -58,33 +61,35 @@ class ExampleProcessor:
     partner and caption are fixed by the seed and its place in the stream, whatever the
     number of processes and workers; each epoch occupies new positions, so the sampled
     caption changes between epochs.
+
+    With ``feature_source="device"`` an example holds the crop as a waveform segment
+    (``waveform`` int16, ``num_frames``) instead of ``features``; SpecAugment is then left to
+    the device, and mixup adds the two segments with amplitude weights sqrt(w), sqrt(1 - w),
+    so that their powers mix with weights w, 1 - w as the host's log-domain mixup does.
     """
 
     source: Sequence[Any]
     cfg: PipelineConfig
     tokenizer: Tokenizer | None
-    fbank: WaveformFbank | None
 
     def __call__(self, index: int) -> Processed:
         rng = np.random.default_rng([self.cfg.seed, index]) if self.cfg.train else None
         try:
             clip = self._clip(index, rng)
-        except _SkipError as skip:
+        except SkipError as skip:
             return Processed(None, (str(skip),))
         notes = ()
         if rng is not None and self.cfg.mixup_prob > 0 and rng.random() < self.cfg.mixup_prob:
             partner = int(rng.integers(0, min(len(self.source), sys.maxsize)))
             try:
                 clip = self._mix(clip, self._clip(partner, rng), rng)
-            except _SkipError as skip:
+            except SkipError as skip:
                 notes = (f"mixup_partner:{skip}",)
-        features = clip["features"]
-        if rng is not None:
+        example = {key: clip[key] for key in ("features", "waveform", "num_frames") if key in clip}
+        if rng is not None and "features" in example:
             c = self.cfg
-            features = transforms.spec_augment(
-                features, rng, c.time_masks, c.max_time_mask, c.freq_masks, c.max_freq_mask
-            )
-        example = {"features": features}
+            masks = (c.time_masks, c.max_time_mask, c.freq_masks, c.max_freq_mask)
+            example["features"] = transforms.spec_augment(example["features"], rng, *masks)
         if self.tokenizer is not None:
             tok = self.tokenizer
             tokens = tok.encode(clip["caption"])
@@ -103,11 +108,9 @@ class ExampleProcessor:
         try:
             record = self.source[index]
         except Exception as e:
-            raise _SkipError("unreadable") from e
-        features = self._features(record)
-        if not np.isfinite(features).all():
-            raise _SkipError("non_finite_features")
-        clip = {"features": transforms.crop(features, self.cfg.max_frames, rng), "caption": None}
+            raise SkipError("unreadable") from e
+        clip = self._audio(record, rng)
+        clip["caption"] = None
         if self.tokenizer is not None:
             clip["caption"] = transforms.sample_caption(
                 record.get("captions", ()),
@@ -116,40 +119,61 @@ class ExampleProcessor:
                 rng,
             )
             if clip["caption"] is None:
-                raise _SkipError("no_caption")
+                raise SkipError("no_caption")
         clip["labels"] = None
         if self.cfg.label_task:
             labels = task_labels(record, self.cfg.label_tasks)
             clip["labels"] = transforms.multi_hot(labels, self._label_index)
         return clip
 
-    def _features(self, record: dict[str, Any]) -> np.ndarray:
-        if self.fbank is not None:
-            wave = np.asarray(record.get("waveform", ()))
-            if wave.size == 0:
-                raise _SkipError("no_waveform")
-            if wave.ndim != 1:
-                raise _SkipError("malformed")
-            if self.fbank.num_frames(wave.size) < 1:
-                raise _SkipError("too_short")
-            return self.fbank(wave)
+    def _audio(self, record: dict[str, Any], rng: np.random.Generator | None) -> dict[str, Any]:
+        """The example's crop: ``features``, or for the device a ``waveform`` segment and its
+        ``num_frames``."""
+        cfg, source = self.cfg.frontend_config, self.cfg.feature_source
+        if source == "stored":
+            features = self._stored_features(record)
+        else:
+            wave = decode_waveform(record.get("waveform", b""))
+            total = frontend.num_frames(wave.size, cfg)
+            if total < 1:
+                raise SkipError("too_short")
+            if source == "device":
+                first = transforms.crop_start(total, self.cfg.max_frames, rng)
+                return {
+                    "waveform": frontend.cut_segment(wave, first, self.cfg.max_frames, cfg),
+                    "num_frames": np.int32(min(total - first, self.cfg.max_frames)),
+                }
+            features = frontend.features_np(wave / frontend.INT16_SCALE, cfg)
+        if not np.isfinite(features).all():
+            raise SkipError("non_finite_features")
+        return {"features": transforms.crop(features, self.cfg.max_frames, rng)}
+
+    def _stored_features(self, record: dict[str, Any]) -> np.ndarray:
         try:
-            fbank = np.asarray(record["fbank"], np.float32)
+            features = np.asarray(record["features"], np.float32)
             num_frames = int(record["num_frames"])
         except (KeyError, TypeError, ValueError) as e:
-            raise _SkipError("malformed") from e
-        if fbank.ndim != 2 or num_frames > len(fbank):
-            raise _SkipError("malformed")
+            raise SkipError("malformed") from e
+        if features.ndim != 2 or num_frames > len(features):
+            raise SkipError("no_features" if features.size == 0 else "malformed")
         if num_frames < 1:
-            raise _SkipError("too_short")
-        return fbank[:num_frames]
+            raise SkipError("too_short")
+        return features[:num_frames]
 
     def _mix(
         self, first: dict[str, Any], second: dict[str, Any], rng: np.random.Generator
     ) -> dict[str, Any]:
         weight = rng.beta(self.cfg.mixup_alpha, self.cfg.mixup_alpha)
         weight = max(weight, 1.0 - weight)
-        mixed = {"features": transforms.mix_features(first["features"], second["features"], weight)}
+        if "waveform" in first:
+            mixed = {
+                "waveform": transforms.mix_waveforms(first["waveform"], second["waveform"], weight),
+                "num_frames": max(first["num_frames"], second["num_frames"]),
+            }
+        else:
+            mixed = {
+                "features": transforms.mix_features(first["features"], second["features"], weight)
+            }
         mixed["caption"] = first["caption"]
         if first["caption"] is not None and self.cfg.mixup_captions == "concat":
             mixed["caption"] = (

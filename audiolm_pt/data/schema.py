@@ -4,10 +4,12 @@ One decoded example is a dict with these keys:
 
 - ``id`` (str): unique within its source dataset.
 - ``source`` (str): dataset name, e.g. ``demo``, ``audiocaps``, ``clotho``, ``wavcaps``.
-- ``fbank`` (float16 [num_frames, num_mel_bins]): Kaldi-compatible log-mel filterbank.
-- ``num_frames`` (int32): number of valid frames in ``fbank``.
-- ``waveform`` (int16 [num_samples], optional): the resampled audio, for on-the-fly features;
-  present only when the builder was asked to store it (empty otherwise).
+- ``features`` (float16 [num_frames, n_mels]): the dataset's front-end features (Kaldi fbank
+  or log-mel: the dataset's metadata names the front end and its options); no frames when the
+  builder stored only the waveform.
+- ``num_frames`` (int32): the front end's frame count of the clip.
+- ``waveform`` (bytes): the resampled audio as 16-bit FLAC, for features computed in the
+  pipeline or on the accelerator; empty unless the builder was asked to store it.
 - ``captions`` (list[str]): every caption of the clip.
 - ``caption_styles`` (list[str]): the style of each caption, one of ``CAPTION_STYLES``.
 - ``label_keys`` / ``label_values`` (list[str]): parallel lists of (task, label) pairs; a task
@@ -19,7 +21,7 @@ CAPTION_STYLES = ("tags", "short", "long", "transcript")
 FEATURE_KEYS = (
     "id",
     "source",
-    "fbank",
+    "features",
     "num_frames",
     "waveform",
     "captions",

@@ -9,12 +9,18 @@ import numpy as np
 MIXUP_CAPTION_JOINER = " and "
 
 
+def crop_start(length: int, num_frames: int, rng: np.random.Generator | None) -> int:
+    """First frame of a ``num_frames`` window of ``length`` frames: random when ``rng`` is
+    given, else the centre (0 when it all fits)."""
+    excess = length - num_frames
+    if excess <= 0:
+        return 0
+    return int(rng.integers(0, excess + 1)) if rng is not None else excess // 2
+
+
 def crop(features: np.ndarray, num_frames: int, rng: np.random.Generator | None) -> np.ndarray:
     """At most ``num_frames`` frames: a random window when ``rng`` is given, else the centre."""
-    excess = len(features) - num_frames
-    if excess <= 0:
-        return features
-    start = int(rng.integers(0, excess + 1)) if rng is not None else excess // 2
+    start = crop_start(len(features), num_frames, rng)
     return features[start : start + num_frames]
 
 
@@ -56,6 +62,13 @@ def mix_features(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
     n = min(len(a), len(b))
     out[:n] = np.logaddexp(np.log(weight) + a[:n], np.log1p(-weight) + b[:n])
     return out
+
+
+def mix_waveforms(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
+    """int16 segments of equal length added with amplitude weights sqrt(w) and sqrt(1 - w),
+    so that (uncorrelated) powers mix with weights w and 1 - w; clipped to int16."""
+    mixed = np.sqrt(weight) * a.astype(np.float64) + np.sqrt(1.0 - weight) * b
+    return np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
 
 
 def sample_caption(

@@ -82,7 +82,11 @@ class Context:
         if self.data is None or role not in self.data.splits:
             raise ValueError(f"no split configured for role {role!r}")
         split = read_split(
-            self.data.name, self.data.splits[role], self.data.data_dir, self.data.limit
+            self.data.name,
+            self.data.splits[role],
+            self.data.data_dir,
+            self.data.limit,
+            self.run.config.data.pipeline,
         )
         if not split.clips:
             raise ValueError(f"{self.data.name}:{self.data.splits[role]} has no usable clip")

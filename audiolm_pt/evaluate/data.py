@@ -7,7 +7,10 @@ import dataclasses
 
 import numpy as np
 
+from audiolm_pt.audio import frontend
 from audiolm_pt.data import pipeline
+from audiolm_pt.data.pipeline_config import PipelineConfig
+from audiolm_pt.data.processing import SkipError, decode_waveform
 from audiolm_pt.data.schema import labels_of
 from audiolm_pt.data.transforms import as_str
 
@@ -31,16 +34,21 @@ class BadRecordError(ValueError):
     """A record that cannot be evaluated; the message is the reason counted."""
 
 
-def clip_of(record: dict) -> Clip:
-    """A `Clip` from a schema record; raises `BadRecordError` naming what is wrong with it."""
-    try:
-        fbank = np.asarray(record["fbank"], np.float32)
-        num_frames = int(record["num_frames"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise BadRecordError("malformed") from err
-    if fbank.ndim != 2 or not 0 < num_frames <= len(fbank):
-        raise BadRecordError("malformed")
-    features = fbank[:num_frames]
+def clip_of(record: dict, cfg: PipelineConfig | None = None) -> Clip:
+    """A `Clip` from a schema record, with the features a run of pipeline config `cfg` trains
+    on: the stored ones (also when `cfg` is None), or the front end's from the stored
+    waveform when its features are computed (on the host or the device); raises
+    `BadRecordError` naming what is wrong with the record."""
+    if cfg is None or cfg.feature_source == "stored":
+        features = _stored_features(record)
+    else:
+        try:
+            wave = decode_waveform(record.get("waveform", b""))
+        except SkipError as skip:
+            raise BadRecordError(str(skip)) from skip
+        if frontend.num_frames(wave.size, cfg.frontend_config) < 1:
+            raise BadRecordError("too_short")
+        features = frontend.features_np(wave / frontend.INT16_SCALE, cfg.frontend_config)
     if not np.isfinite(features).all():
         raise BadRecordError("non_finite_features")
     return Clip(
@@ -52,8 +60,20 @@ def clip_of(record: dict) -> Clip:
     )
 
 
-def read_records(records, limit: int | None = None) -> Split:
-    """Clips of a random-access sequence of schema records (the first `limit`)."""
+def _stored_features(record: dict) -> np.ndarray:
+    try:
+        features = np.asarray(record["features"], np.float32)
+        num_frames = int(record["num_frames"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise BadRecordError("malformed") from err
+    if features.ndim != 2 or not 0 < num_frames <= len(features):
+        raise BadRecordError("no_features" if features.size == 0 else "malformed")
+    return features[:num_frames]
+
+
+def read_records(records, limit: int | None = None, cfg: PipelineConfig | None = None) -> Split:
+    """Clips of a random-access sequence of schema records (the first `limit`), with the
+    features of pipeline config `cfg` (see `clip_of`)."""
     clips, skipped = [], collections.Counter()
     count = len(records) if limit is None else min(limit, len(records))
     for i in range(count):
@@ -63,12 +83,22 @@ def read_records(records, limit: int | None = None) -> Split:
             skipped["unreadable"] += 1
             continue
         try:
-            clips.append(clip_of(record))
+            clips.append(clip_of(record, cfg))
         except BadRecordError as bad:
             skipped[str(bad)] += 1
     return Split(clips, dict(sorted(skipped.items())))
 
 
-def read_split(name: str, split: str, data_dir: str | None, limit: int | None = None) -> Split:
-    """The clips of TFDS dataset `name`, split `split`."""
-    return read_records(pipeline.tfds_source(name, split, data_dir or None), limit)
+def read_split(
+    name: str,
+    split: str,
+    data_dir: str | None,
+    limit: int | None = None,
+    cfg: PipelineConfig | None = None,
+) -> Split:
+    """The clips of TFDS dataset `name`, split `split`, with the features of `cfg`; a
+    dataset that cannot give them fails first (`pipeline.check_sources`)."""
+    source = pipeline.tfds_source(name, split, data_dir or None)
+    if cfg is not None:
+        pipeline.check_sources({name: source}, cfg)
+    return read_records(source, limit, cfg)

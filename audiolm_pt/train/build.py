@@ -13,6 +13,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
 from audiolm_pt import sharding
+from audiolm_pt.data.device_features import Featurize, make_featurizer
 from audiolm_pt.experiment import ExperimentConfig
 from audiolm_pt.experiment_sections import OptimizerConfig
 from audiolm_pt.models import hf_bert
@@ -40,6 +41,8 @@ class Trainer:
     step: step_lib.StepFn
     init_fn: Callable[[int], step_lib.State]
     seed: int
+    # Waveform batches → features on device, or None when the host computes them.
+    featurize: Featurize | None = None
 
     def init(self, seed: int | None = None) -> step_lib.State:
         """A fresh state from `seed` (default: the run's)."""
@@ -56,6 +59,7 @@ def build_trainer(
     seed: int = 0,
     num_microbatches: int = 1,
     devices: list[jax.Device] | None = None,
+    featurize: Featurize | None = None,
 ) -> Trainer:
     if objective.objective != model_cfg.objective:
         raise ValueError(
@@ -83,6 +87,7 @@ def build_trainer(
         shardings,
         batch_sharding,
         num_microbatches=num_microbatches,
+        featurize=featurize,
     )
     init_fn = step_lib.make_init(model_cfg, tx, shardings)
     if model_cfg.text.init_from and model_cfg.has_text_encoder:
@@ -100,6 +105,7 @@ def build_trainer(
         step,
         init_fn,
         seed,
+        featurize,
     )
 
 
@@ -151,4 +157,5 @@ def build_from_config(
         seed=config.seed,
         num_microbatches=config.train.num_microbatches,
         devices=devices,
+        featurize=make_featurizer(config.data.pipeline),
     )

@@ -43,6 +43,8 @@ def make_evaluator(
     def metrics_of(params, rest, batch):
         with jax.sharding.use_abstract_mesh(trainer.mesh.abstract_mesh):
             model = nnx.merge(trainer.graphdef, params, rest)
+            if trainer.featurize is not None:
+                batch = trainer.featurize(batch, None)
             key = jax.random.PRNGKey(0)
             return objectives.loss_fn(model, batch, objective, key, deterministic=True)[1]
 

@@ -17,12 +17,15 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from audiolm_pt import sharding
+from audiolm_pt.data.device_features import Featurize
 from audiolm_pt.models.config import ModelConfig
 from audiolm_pt.models.model import AudioTextModel
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.train import grad_accum
 
 State = dict[str, Any]
+# Folded into a step's key for the device's input augmentation (the loss splits the key).
+_AUGMENT = 0x5A
 StepFn = Callable[[State, dict[str, jax.Array]], tuple[State, dict[str, jax.Array]]]
 
 
@@ -87,9 +90,11 @@ def make_train_step(
     batch_sharding: NamedSharding,
     *,
     num_microbatches: int = 1,
+    featurize: Featurize | None = None,
 ) -> StepFn:
     """`step(state, batch) -> (state, metrics)`, jitted with the state donated (`.lower`
-    works on it for cost and memory analysis).
+    works on it for cost and memory analysis). `featurize(batch, key)` first turns waveform
+    batches into features on device (`data.device_features`).
 
     Metrics are replicated scalars: the objective's metrics, `grad_norm`, `lr` (of this
     update), `skipped_step` (1 when the guard skipped it) and the two counters.
@@ -97,6 +102,8 @@ def make_train_step(
 
     def step(state: State, batch: dict[str, jax.Array]) -> tuple[State, dict[str, jax.Array]]:
         rng = jax.random.fold_in(state["rng"], state["step"])
+        if featurize is not None:
+            batch = featurize(batch, jax.random.fold_in(rng, _AUGMENT))
         (loss, metrics), grads = grad_accum.value_and_grad(
             graphdef,
             state["params"],

@@ -2,10 +2,12 @@
 
     python -m audiolm_pt.data.builders --format=demo --source_dir=/tmp/demo1k --data_dir=DIR \
         [--name=demo] [--max_seconds=30] [--long_clip_policy=window|truncate] \
-        [--store_waveform] [--workers=2] [--splits=train,test] [--overwrite]
+        [--frontend=fbank|log_mel] [--frontend_options='{"n_mels": 80}'] \
+        [--store_waveform] [--no_features] [--workers=2] [--splits=train,test] [--overwrite]
 """
 
 import argparse
+import json
 from collections.abc import Sequence
 
 
@@ -17,7 +19,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", default=None, help="dataset name (default: the format)")
     parser.add_argument("--max_seconds", type=float, default=30.0)
     parser.add_argument("--long_clip_policy", default="window", help="window|truncate")
-    parser.add_argument("--store_waveform", action="store_true", help="also store int16 audio")
+    parser.add_argument("--frontend", default="fbank", help="fbank|log_mel: stored features")
+    parser.add_argument(
+        "--frontend_options",
+        default="{}",
+        help="JSON object of FbankConfig or LogMelConfig fields for the chosen front end",
+    )
+    parser.add_argument("--store_waveform", action="store_true", help="also store FLAC audio")
+    parser.add_argument(
+        "--no_features",
+        action="store_true",
+        help="store no features (needs --store_waveform; the pipeline computes them)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="feature-extraction processes")
     parser.add_argument("--caption_style", default=None, help="style tag of external captions")
     parser.add_argument(
@@ -38,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from audiolm_pt.data.builders.tfds_builder import build_dataset
 
     try:
+        frontend = _frontend_options(args.frontend, args.frontend_options)
         builder = build_dataset(
             args.source_dir,
             args.data_dir,
@@ -47,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             max_seconds=args.max_seconds,
             long_clip_policy=args.long_clip_policy,
             store_waveform=args.store_waveform,
+            store_features=not args.no_features,
+            **frontend,
             workers=args.workers,
             caption_style=args.caption_style,
             audio_patterns=args.audio_pattern,
@@ -58,5 +74,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"dataset at {builder.data_path}")
 
 
-if __name__ == "__main__":
-    main()
+def _frontend_options(name: str, text: str) -> dict:
+    """``frontend`` and the config of the named front end from ``--frontend_options``."""
+    from audiolm_pt import strict_config
+    from audiolm_pt.audio import FbankConfig, LogMelConfig
+
+    kinds = {"fbank": FbankConfig, "log_mel": LogMelConfig}
+    if name not in kinds:
+        raise ValueError(f"build option frontend={name!r}: must be one of {sorted(kinds)}")
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"build option frontend_options: not JSON ({error})") from error
+    if not isinstance(values, dict):
+        raise ValueError("build option frontend_options: must be a JSON object")
+    return {"frontend": name, name: strict_config.from_dict(kinds[name], values, name)}

@@ -1,21 +1,18 @@
-"""Audio → feature windows for one clip: decode, validate, cap the length, compute fbank.
+"""Audio → feature windows for one clip: decode, validate, cap the length, compute the
+front end's features and/or encode the waveform.
 
 Runs in worker processes, so it imports no TensorFlow and returns only plain values.
 """
 
 import dataclasses
+import io
 from pathlib import Path
 
 import numpy as np
+import soundfile
 
-from audiolm_pt.audio import (
-    AudioError,
-    FbankConfig,
-    fbank_np,
-    is_silent,
-    load_audio,
-    num_fbank_frames,
-)
+from audiolm_pt.audio import AudioError, FrontendConfig, is_silent, load_audio
+from audiolm_pt.audio.frontend import INT16_SCALE, features_np, num_frames
 
 # A decoded clip shorter than its manifest promises by more than this is truncated audio.
 TRUNCATION_TOLERANCE_S = 0.1
@@ -26,10 +23,11 @@ class FeatureJob:
     """Everything a worker needs for one clip; ``duration`` None means the whole file."""
 
     audio: Path
-    fbank: FbankConfig
+    frontend: FrontendConfig
     max_seconds: float
     long_clip_policy: str
     store_waveform: bool
+    store_features: bool = True
     start: float = 0.0
     duration: float | None = None
     expected_seconds: float | None = None
@@ -40,8 +38,9 @@ class Window:
     """One example's audio: ``suffix`` is appended to the clip id (``#w<k>`` or empty)."""
 
     suffix: str
-    fbank: np.ndarray  # float16 [num_frames, num_mel_bins]
-    waveform: np.ndarray  # int16 [num_samples], empty unless stored
+    features: np.ndarray  # float16 [num_frames, n_mels]; no frames unless stored
+    num_frames: int  # the front end's frame count of the window
+    waveform: bytes  # FLAC of the int16 samples, empty unless stored
     seconds: float
 
 
@@ -68,7 +67,7 @@ def extract(job: FeatureJob) -> FeatureResult:
 
 
 def _extract(job: FeatureJob) -> FeatureResult:
-    rate = job.fbank.sample_rate
+    rate = job.frontend.sample_rate
     try:
         wave = load_audio(job.audio, rate)
     except AudioError as error:
@@ -83,7 +82,7 @@ def _extract(job: FeatureJob) -> FeatureResult:
             return FeatureResult(skip="truncated_audio")
     if wave.size == 0:
         return FeatureResult(skip="empty")
-    if num_fbank_frames(wave.size, job.fbank) == 0:
+    if num_frames(wave.size, job.frontend) == 0:
         return FeatureResult(skip="too_short")
     if is_silent(wave):
         return FeatureResult(skip="silent")
@@ -111,13 +110,23 @@ def cap_length(
 
 
 def _window(suffix: str, wave: np.ndarray, job: FeatureJob) -> Window:
-    if job.store_waveform:
-        waveform = np.clip(np.round(wave * 32768.0), -32768, 32767).astype(np.int16)
+    cfg = job.frontend
+    if job.store_features:
+        features = features_np(wave, cfg).astype(np.float16)
     else:
-        waveform = np.zeros((0,), np.int16)
+        features = np.zeros((0, cfg.n_mels), np.float16)
     return Window(
         suffix=suffix,
-        fbank=fbank_np(wave, job.fbank).astype(np.float16),
-        waveform=waveform,
-        seconds=wave.size / job.fbank.sample_rate,
+        features=features,
+        num_frames=num_frames(wave.size, cfg),
+        waveform=encode_flac(wave, cfg.sample_rate) if job.store_waveform else b"",
+        seconds=wave.size / cfg.sample_rate,
     )
+
+
+def encode_flac(wave: np.ndarray, sample_rate: int) -> bytes:
+    """The waveform as 16-bit FLAC (lossless for its int16 counts round(wave * 32768))."""
+    counts = np.clip(np.round(wave * INT16_SCALE), -32768, 32767).astype(np.int16)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, counts, sample_rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()

@@ -4,7 +4,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from audiolm_pt.audio import FbankConfig
+from audiolm_pt.audio import FRONTENDS, FbankConfig, FrontendConfig, LogMelConfig
 from audiolm_pt.data.builders.formats import FORMATS
 from audiolm_pt.data.schema import CAPTION_STYLES
 
@@ -18,6 +18,9 @@ class BuildOptions:
 
     ``name`` defaults to the format name; ``caption_style`` (None = the format's default) tags
     external captions; ``audio_patterns`` overrides the audiocaps/wavcaps audio lookup;
+    ``frontend`` ("fbank" or "log_mel", with the options of ``fbank`` or ``log_mel``) names the
+    features stored when ``store_features``; ``store_waveform`` also stores the resampled
+    audio (FLAC), for features computed in the pipeline or on the accelerator;
     ``splits`` (None = every split the source holds) limits what is built; ``max_report_ids``
     caps the example ids kept per report reason.
     """
@@ -28,11 +31,14 @@ class BuildOptions:
     max_seconds: float = 30.0
     long_clip_policy: str = "window"
     store_waveform: bool = False
+    store_features: bool = True
     workers: int = 1
     caption_style: str | None = None
     audio_patterns: tuple[str, ...] | None = None
     splits: tuple[str, ...] | None = None
+    frontend: str = "fbank"
     fbank: FbankConfig = dataclasses.field(default_factory=FbankConfig)
+    log_mel: LogMelConfig = dataclasses.field(default_factory=LogMelConfig)
     max_report_ids: int = 10
 
     def __post_init__(self):
@@ -52,7 +58,13 @@ class BuildOptions:
                 self.caption_style in (None, *CAPTION_STYLES),
                 f"one of {CAPTION_STYLES}",
             ),
+            "frontend": (self.frontend in FRONTENDS, f"one of {FRONTENDS}"),
             "fbank": (isinstance(self.fbank, FbankConfig), "an audiolm_pt.audio.FbankConfig"),
+            "log_mel": (isinstance(self.log_mel, LogMelConfig), "an audiolm_pt.audio.LogMelConfig"),
+            "store_features": (
+                self.store_features or self.store_waveform,
+                "True unless store_waveform is (a record needs features or audio)",
+            ),
             "max_report_ids": (self.max_report_ids >= 0, "0 or more"),
         }
         for key, (ok, expected) in checks.items():
@@ -72,6 +84,10 @@ class BuildOptions:
                 "with any split found there"
             )
 
+    @property
+    def frontend_config(self) -> FrontendConfig:
+        return self.fbank if self.frontend == "fbank" else self.log_mel
+
     def available_splits(self) -> list[str]:
         return FORMATS[self.format].list_splits(self.source_dir, self)
 
@@ -86,5 +102,7 @@ class BuildOptions:
             "max_seconds": self.max_seconds,
             "long_clip_policy": self.long_clip_policy,
             "store_waveform": self.store_waveform,
-            "fbank": dataclasses.asdict(self.fbank),
+            "store_features": self.store_features,
+            "frontend": self.frontend,
+            "frontend_options": dataclasses.asdict(self.frontend_config),
         }

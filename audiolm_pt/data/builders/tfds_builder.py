@@ -25,10 +25,10 @@ from audiolm_pt.data.builders.records import (
     is_utf8,
 )
 
-DATASET_VERSION = "1.0.0"
+DATASET_VERSION = "2.0.0"
 
 
-def features_dict(num_mel_bins: int) -> tfds.features.FeaturesDict:
+def features_dict(n_mels: int) -> tfds.features.FeaturesDict:
     text = tfds.features.Text()
     # Raw bytes keep float16/int16 at 2 bytes a value; the default stores them as
     # tf.train.Example float/int64 lists (twice the size or more, and slow to serialize).
@@ -37,11 +37,9 @@ def features_dict(num_mel_bins: int) -> tfds.features.FeaturesDict:
         {
             "id": text,
             "source": text,
-            "fbank": tfds.features.Tensor(
-                shape=(None, num_mel_bins), dtype=np.float16, encoding=raw
-            ),
+            "features": tfds.features.Tensor(shape=(None, n_mels), dtype=np.float16, encoding=raw),
             "num_frames": tfds.features.Scalar(dtype=np.int32),
-            "waveform": tfds.features.Tensor(shape=(None,), dtype=np.int16, encoding=raw),
+            "waveform": tfds.features.Tensor(shape=(), dtype=np.object_),
             "captions": tfds.features.Sequence(text),
             "caption_styles": tfds.features.Sequence(text),
             "label_keys": tfds.features.Sequence(text),
@@ -51,11 +49,13 @@ def features_dict(num_mel_bins: int) -> tfds.features.FeaturesDict:
 
 
 class AudioCaptionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Audio–caption corpus → fbank (+ optional waveform), captions with styles, labels."""
+    """Audio–caption corpus → features and/or FLAC waveform, captions with styles, labels."""
 
     VERSION = tfds.core.Version(DATASET_VERSION)
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
-        DATASET_VERSION: "Kaldi fbank float16, captions with styles, labels."
+        "1.0.0": "Kaldi fbank float16, captions with styles, labels.",
+        DATASET_VERSION: "Selectable front end (fbank or log-mel) under `features`; the "
+        "waveform as FLAC bytes; features optional.",
     }
 
     def __init__(self, *, options: BuildOptions, **kwargs):
@@ -74,7 +74,7 @@ class AudioCaptionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         return tfds.core.DatasetInfo(
             builder=self,
             description=f"{self.options.format} corpus from {self.options.source_dir}",
-            features=features_dict(self.options.fbank.num_mel_bins),
+            features=features_dict(self.options.frontend_config.n_mels),
             metadata=tfds.core.MetadataDict(self.options.metadata()),
         )
 
@@ -111,8 +111,8 @@ def _example(example_id: str, source: str, window: Window, captions, labels) -> 
     return {
         "id": example_id,
         "source": source,
-        "fbank": window.fbank,
-        "num_frames": window.fbank.shape[0],
+        "features": window.features,
+        "num_frames": window.num_frames,
         "waveform": window.waveform,
         "captions": [text for text, _ in captions],
         "caption_styles": [style for _, style in captions],
@@ -158,10 +158,11 @@ def _usable_clips(items, report: BuildReport) -> Iterator[tuple[ClipRecord, list
 def _job(record: ClipRecord, opts: BuildOptions) -> FeatureJob:
     return FeatureJob(
         audio=record.audio,
-        fbank=opts.fbank,
+        frontend=opts.frontend_config,
         max_seconds=opts.max_seconds,
         long_clip_policy=opts.long_clip_policy,
         store_waveform=opts.store_waveform,
+        store_features=opts.store_features,
         start=record.start,
         duration=record.duration,
         expected_seconds=record.expected_seconds,
@@ -194,7 +195,8 @@ def build_dataset(
     """Builds (or, unless ``overwrite``, reuses) the dataset; returns its TFDS builder.
 
     ``options`` are the other ``BuildOptions`` fields (name, max_seconds, long_clip_policy,
-    store_waveform, workers, caption_style, audio_patterns, splits, fbank, max_report_ids).
+    store_waveform, store_features, workers, caption_style, audio_patterns, splits, frontend,
+    fbank, log_mel, max_report_ids).
     Writes ``build_report.<split>.json`` beside the dataset and prints each as a table.
     """
     builder = make_builder(BuildOptions(source_dir=source_dir, format=format, **options), data_dir)
