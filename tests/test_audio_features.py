@@ -1,6 +1,7 @@
 """Fbank and log-mel features: goldens from the references, live reference parity, JAX vs numpy,
 batching, frame counts, and properties checked by hand."""
 
+import dataclasses
 import importlib.util
 import json
 import pathlib
@@ -15,6 +16,7 @@ from audiolm_pt.audio import (
     LogMelConfig,
     fbank_jax,
     fbank_np,
+    frontend,
     log_mel_jax,
     log_mel_np,
     num_fbank_frames,
@@ -213,3 +215,42 @@ def test_bad_config_names_the_key(make_cfg, key, value):
 def test_integer_samples_are_refused(function):
     with pytest.raises(TypeError, match="float waveform"):
         function(np.ones(16000, np.int16))
+
+
+@pytest.mark.parametrize(("kind", "fields"), CONFIGS, ids=CONFIG_IDS)
+def test_device_features_of_cut_segments_equal_the_host_frames(kind, fields):
+    """Any window of frames, at the clip's edges or inside it, for short clips too: the
+    segment the host cuts gives on device the host's frames (log-mel's top_db floor follows
+    the computed frames' peak, so windows are compared without it unless they hold every
+    frame)."""
+    cfg = FEATURES[kind][0](**fields)
+    rng = np.random.default_rng(3)
+    for n in (90, 400, 1001, 4000, 12345):
+        counts = rng.integers(-3000, 3000, n).astype(np.int16)
+        wave = counts / frontend.INT16_SCALE
+        total = frontend.num_frames(n, cfg)
+        windows = [(0, max(total, 1)), (0, 5), (max(total - 3, 0), 6), (total // 2, 7)]
+        for first, count in windows:
+            valid = max(0, min(count, total - first))
+            whole = first == 0 and count >= total
+            reference_cfg = cfg
+            if kind == "log_mel" and not whole:
+                reference_cfg = dataclasses.replace(cfg, top_db=None)
+            segment = frontend.cut_segment(counts, first, count, cfg)
+            assert segment.shape == (frontend.segment_length(count, cfg),)
+            feats, mask = frontend.device_features(segment[None], np.array([valid]), reference_cfg)
+            expected = frontend.features_np(wave, reference_cfg)[first : first + valid]
+            assert int(mask.sum()) == valid
+            np.testing.assert_allclose(np.asarray(feats)[0, :valid], expected, atol=TOL)
+            assert not np.asarray(feats)[0, valid:].any()
+
+
+def test_device_log_mel_floors_at_the_peak_of_valid_frames_only():
+    cfg = LogMelConfig(top_db=20.0)
+    counts = np.zeros(4000, np.int16)
+    counts[:800] = (np.random.default_rng(0).normal(size=800) * 200).astype(np.int16)
+    segment = frontend.cut_segment(counts, 0, 30, cfg)
+    segment[-600:] = 30000  # past the 5 valid frames: must not set the peak
+    feats, _ = frontend.device_features(segment[None], np.array([5]), cfg)
+    expected = frontend.features_np(counts[:800] / frontend.INT16_SCALE, cfg)[:5]
+    np.testing.assert_allclose(np.asarray(feats)[0, :5], expected, atol=TOL)

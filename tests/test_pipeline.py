@@ -11,12 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from audiolm_pt.audio import FbankConfig, LogMelConfig, fbank_np, log_mel_np
+from audiolm_pt.audio import FbankConfig, LogMelConfig, fbank_np, frontend, log_mel_np
 from audiolm_pt.data import transforms
 from audiolm_pt.data.builders.features import encode_flac
 from audiolm_pt.data.device_features import make_featurizer, spec_augment
 from audiolm_pt.data.pipeline import (
     NoUsableRecordsError,
+    batch_frames,
     label_vocab,
     make_iterator,
     pad_frames,
@@ -314,6 +315,7 @@ def _flac_examples(lengths, **overrides):
     return waves, source
 
 
+FBANK4 = {"fbank": FbankConfig(num_mel_bins=4)}
 FRONTENDS = {
     "fbank": (FbankConfig(num_mel_bins=4), fbank_np),
     "log_mel": (LogMelConfig(n_mels=4), log_mel_np),
@@ -368,6 +370,35 @@ def test_device_features_equal_the_host_path_crops_included(name, options, train
         out = jax.jit(featurize)({k: jnp.asarray(v) for k, v in d.items()}, None)
         np.testing.assert_array_equal(out["feature_mask"], h["feature_mask"])
         np.testing.assert_allclose(out["features"], h["features"], atol=2e-3, rtol=1e-4)
+
+
+def test_waveform_batches_take_buckets_and_pad_to_another_hosts_bucket():
+    lengths = [400 + 160 * n for n in (3, 5, 20, 9)]  # 4, 6, 21, 10 fbank frames
+    _, source = _flac_examples(lengths)
+    cfg = _cfg(
+        train=False,
+        feature_source="device",
+        bucket_frames=(8, 16),
+        max_frames=32,
+        global_batch_size=2,
+        **FBANK4,
+    )
+    batches, _ = _run({"a": source}, cfg, 2)
+    fe = cfg.frontend_config
+    assert [b["waveform"].shape[1] for b in batches] == [
+        frontend.segment_length(8, fe),
+        frontend.segment_length(32, fe),
+    ]
+    assert [batch_frames(b, cfg) for b in batches] == [8, 32]
+    np.testing.assert_array_equal(batches[0]["num_frames"], [4, 6])
+    padded = pad_frames(batches[0], 16, cfg)
+    assert batch_frames(padded, cfg) == 16
+    np.testing.assert_array_equal(
+        padded["waveform"][:, : batches[0]["waveform"].shape[1]], batches[0]["waveform"]
+    )
+    assert not padded["waveform"][:, batches[0]["waveform"].shape[1] :].any()
+    with pytest.raises(ValueError, match="32 frames > 16"):
+        pad_frames(batches[1], 16, cfg)
 
 
 def test_device_spec_augment_masks_valid_frames_with_the_clip_mean():

@@ -66,7 +66,9 @@ def tfds_flags(tmp_path_factory):
             {"id": f"c{i}", "split": "train", "audio": rel, "captions": captions, "labels": {}}
         )
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    build_dataset(str(root), str(root / "tfds"), format="demo", name="resume_tones")
+    build_dataset(
+        str(root), str(root / "tfds"), format="demo", name="resume_tones", store_waveform=True
+    )
     return (
         "--config.data.source=tfds",
         "--config.data.tfds_names=('resume_tones',)",
@@ -215,6 +217,28 @@ def test_bucketed_training_logs_its_shapes_and_trains(tmp_path, env, tfds_flags)
     assert "padded to one of (40, 50, 64) frames" in _log(workdir)
     assert "at most 3" in _log(workdir)
     assert sorted(_losses(workdir)) == [1, 2, 3]
+
+
+def test_features_on_device_train_like_stored_features(tmp_path, env, tfds_flags):
+    """The same bucketed run with features computed in the jitted step from the stored
+    waveform, and read from the dataset: without random masks, the same losses (the stored
+    features are float16)."""
+    flags = (
+        *tfds_flags,
+        *BUCKETS,
+        "--config.data.pipeline.time_masks=0",
+        "--config.data.pipeline.freq_masks=0",
+    )
+    losses = {}
+    for source in ("stored", "device"):
+        workdir = str(tmp_path / source)
+        feature_source = f"--config.data.pipeline.feature_source={source}"
+        proc = _start(workdir, 3, 3, env, *flags, feature_source)
+        assert proc.wait(timeout=1800) == 0, _log(workdir)
+        losses[source] = _losses(workdir)
+    assert sorted(losses["device"]) == [1, 2, 3]
+    for step, loss in losses["stored"].items():
+        assert losses["device"][step] == pytest.approx(loss, abs=2e-3)
 
 
 @pytest.mark.slow

@@ -10,11 +10,15 @@ import numpy as np
 import optax
 from flax import nnx
 
-from audiolm_pt import objectives, sharding
+from audiolm_pt import main, objectives, sharding
+from audiolm_pt.audio import FbankConfig, fbank_np, frontend
+from audiolm_pt.data import transforms
+from audiolm_pt.data.device_features import make_featurizer
+from audiolm_pt.data.pipeline_config import PipelineConfig
 from audiolm_pt.experiment_sections import OptimizerConfig
 from audiolm_pt.models.config import preset
 from audiolm_pt.objectives import ObjectiveConfig
-from audiolm_pt.train import synthetic
+from audiolm_pt.train import heldout, synthetic
 from audiolm_pt.train.build import build_trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -102,3 +106,52 @@ def test_step_modules_import_without_the_data_stack():
         timeout=300,
     )
     assert out.stdout.strip() == "[]"
+
+
+def _waveform_and_feature_batches(cfg, frames: int):
+    """One batch twice: int16 waveform segments for the device, host fbank features."""
+    rng = np.random.default_rng(5)
+    fe = FbankConfig()
+    text = synthetic.synthetic_batch(cfg, 8, frames, 8, seed=0, index=0)
+    waves = [rng.normal(0, 2000, 400 + 160 * int(n)).astype(np.int16) for n in range(8, 48, 5)]
+    host = [fbank_np(w / frontend.INT16_SCALE, fe)[:frames] for w in waves]
+    padded = [transforms.pad(f, frames) for f in host]
+    features = {
+        "features": np.stack([f for f, _ in padded]),
+        "feature_mask": np.stack([m for _, m in padded]),
+    }
+    device = {
+        "waveform": np.stack([frontend.cut_segment(w, 0, frames, fe) for w in waves]),
+        "num_frames": np.array([min(len(f), frames) for f in host], np.int32),
+    }
+    tokens = {k: v for k, v in text.items() if k.startswith("text_")}
+    return {**device, **tokens}, {**features, **tokens}
+
+
+def test_the_device_front_end_computes_host_features_and_still_augments():
+    cfg = preset("tiny", "contrastive")
+
+    def trainer(featurize=None):
+        return build_trainer(
+            cfg,
+            ObjectiveConfig(objective="contrastive"),
+            OptimizerConfig(learning_rate=1e-3, warmup_steps=0, eps=1e-3),
+            sharding.ShardingConfig(ici_data=2, ici_fsdp=4),
+            total_steps=10,
+            featurize=featurize,
+        )
+
+    masks = {"time_masks": 2, "max_time_mask": 10, "freq_masks": 2, "max_freq_mask": 10}
+    plain = trainer()
+    device = trainer(make_featurizer(PipelineConfig(feature_source="device", **masks)))
+    waveform, features = _waveform_and_feature_batches(cfg, 40)
+    state = plain.init()
+    # Evaluation (no masks): the sharded step's features are the host's.
+    to_global = main.make_to_global(plain)
+    on_device = heldout.make_evaluator(device, [waveform], device.objective, to_global)
+    on_host = heldout.make_evaluator(plain, [features], plain.objective, to_global)
+    np.testing.assert_allclose(on_device(state)["loss"], on_host(state)["loss"], rtol=1e-4)
+    # Training masks them: the loss moves away from the unmasked one.
+    _, host = plain.step(plain.init(), features)
+    _, augmented = device.step(device.init(), waveform)
+    assert abs(float(augmented["loss"]) - float(host["loss"])) > 1e-3
