@@ -1,4 +1,4 @@
-"""Input pipeline throughput: stored features vs on-the-fly fbank, 0/1/2 Grain workers, and
+"""Input pipeline throughput: stored features vs fbank on the host, 0/1/2 Grain workers, and
 the same clip load through a PyTorch DataLoader with librosa log-mel (or a plain librosa loop
 when torch is missing). Prints a table, writes benchmarks/results/input_pipeline.json.
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from audiolm_pt.data.pipeline import make_iterator, tfds_source
 from audiolm_pt.data.pipeline_config import PipelineConfig
+from audiolm_pt.data.processing import decode_waveform
 
 COMPARE_CONFIGS = ("demo:contrastive", "contrastive:small")
 
@@ -47,7 +48,7 @@ def grain_run(source, mode: str, workers: int, args) -> dict[str, float]:
         global_batch_size=args.batch_size,
         max_frames=args.max_frames,
         num_workers=workers,
-        fbank_on_the_fly=mode == "fbank",
+        feature_source="host" if mode == "fbank" else "stored",
     )
     it = make_iterator({"demo": source}, cfg, process_index=0, process_count=1)
     try:
@@ -68,7 +69,8 @@ class LibrosaClips:
         return len(self.source)
 
     def __getitem__(self, index: int):
-        wave = np.asarray(self.source[index % len(self.source)]["waveform"], np.float32) / 32768
+        record = self.source[index % len(self.source)]
+        wave = decode_waveform(record["waveform"]).astype(np.float32) / 32768
         mel = librosa.feature.melspectrogram(
             y=wave, sr=16000, n_fft=512, win_length=400, hop_length=160, n_mels=80
         )
@@ -120,7 +122,16 @@ def compare_step(args) -> list[dict[str, Any]]:
     peak = train_step.measure_peaks(dtype, devices, sizes, 3)
     peaks = {"measured": peak["flops_per_device"], "table": None}
     step_args = types.SimpleNamespace(
-        steps=args.compare_steps, warmup=1, trace_dir="", data_dir="", dtype=dtype, remat=""
+        steps=args.compare_steps,
+        warmup=1,
+        trace_dir="",
+        data_dir="",
+        dtype=dtype,
+        remat="",
+        # train_step.py's paired peaks, at the size that gave the best peak.
+        pairs=1 if args.smoke else 3,
+        pair_size=int(max(peak["by_size"], key=peak["by_size"].get)),
+        pair_seconds=0.05 if args.smoke else 1.0,
     )
     rows = []
     for spec in common.split_specs(args.compare_configs):
@@ -181,7 +192,7 @@ def main() -> None:
     source = tfds_source(args.name, args.split, args.data_dir)
     workers = [int(w) for w in args.workers.split(",")]
     # Without stored waveforms every record would be skipped and the fbank rows never finish.
-    has_waveform = np.size(source[0].get("waveform", ())) > 0
+    has_waveform = len(source[0].get("waveform", b"")) > 0
     if not has_waveform:
         print(
             f"{args.data_dir}: no stored waveforms (build with --store_waveform); "

@@ -22,7 +22,7 @@ if [ ! -f "$OUT/corpus/corpus_info.json" ]; then  # written last, when the build
     --workers="$WORKERS"
 fi
 stage 2 "build: ArrayRecord splits with fbank features"
-if [ ! -f "$OUT/tfds/demo/1.0.0/dataset_info.json" ]; then
+if [ ! -f "$OUT/tfds/demo/2.0.0/dataset_info.json" ]; then
   $PY -m audiolm_pt.data.builders --format=demo --source_dir="$OUT/corpus" \
     --data_dir="$OUT/tfds" --workers="$WORKERS"
 fi

@@ -283,3 +283,17 @@ def test_input_pipeline_smoke_compares_with_the_step(tmp_path, demo_tfds):
     assert row["ratio"] == pytest.approx(
         row["pipeline_examples_per_s"] / row["step_examples_per_s"]
     )
+
+
+def test_frontend_cost_smoke_report_covers_every_path(tmp_path):
+    report = run_script("frontend_cost", tmp_path)
+    rows = {(r["frontend"], r["features"]): r for r in report["rows"]}
+    assert set(rows) == {(f, s) for f in ("fbank", "log_mel") for s in ("stored", "host", "device")}
+    for (frontend, source), row in rows.items():
+        assert row["skipped"] == {}
+        assert row["host_cpu_s_per_example"] > 0
+        host = rows[(frontend, "host")]["host_cpu_s_per_example"]
+        assert row["host_cpu_vs_host_path"] == pytest.approx(row["host_cpu_s_per_example"] / host)
+        # Only the device path has a device half, and its batches carry int16 samples.
+        assert ("device_s_per_example" in row) == (source == "device")
+    assert report["frontend_options"]["log_mel"]["log_mel"]["n_mels"] == 80

@@ -87,3 +87,10 @@ def test_local_multiprocess_needs_a_workdir():
     result = _bash("launch/local_multiprocess.sh", "2", "--config=configs/demo.py")
     assert result.returncode != 0
     assert "--workdir" in result.stderr
+
+
+def test_the_demo_reuses_a_build_of_the_current_dataset_version():
+    from audiolm_pt.data.builders.tfds_builder import DATASET_VERSION
+
+    with open(os.path.join(ROOT, "launch", "demo.sh")) as f:
+        assert f'"$OUT/tfds/demo/{DATASET_VERSION}/dataset_info.json"' in f.read()

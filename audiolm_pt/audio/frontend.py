@@ -68,31 +68,40 @@ def _first_offset(cfg: FrontendConfig) -> int:
     return -(cfg.n_fft // 2) if cfg.center else 0
 
 
-def _edge_indices(idx: np.ndarray, n: int, cfg: FrontendConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(indices into the clip, which positions read the clip) for positions ``idx`` that may
-    fall outside ``[0, n)``, by the front end's edge rule; the others read zero."""
-    if isinstance(cfg, FbankConfig) and not cfg.snip_edges:
+def _reflects(cfg: FrontendConfig) -> bool:
+    """Whether frames past the clip's ends read reflected samples (else zeros)."""
+    if isinstance(cfg, FbankConfig):
+        return not cfg.snip_edges
+    return cfg.center and cfg.pad_mode != "constant"
+
+
+def _reflected(idx: np.ndarray, n: int, cfg: FrontendConfig) -> np.ndarray:
+    """Indices into a clip of ``n`` samples for positions ``idx`` beyond its ends."""
+    if isinstance(cfg, FbankConfig):
         # Kaldi reflects about the ends, repeatedly: period 2n, -1 reads sample 0.
         idx = np.mod(idx, 2 * n)
-        return np.where(idx >= n, 2 * n - 1 - idx, idx), np.ones(idx.shape, bool)
-    if isinstance(cfg, LogMelConfig) and cfg.center and cfg.pad_mode == "reflect" and n > 1:
+        return np.where(idx >= n, 2 * n - 1 - idx, idx)
+    if cfg.pad_mode == "reflect" and n > 1:
         # numpy's reflect (librosa's): -1 reads sample 1, period 2(n - 1).
         idx = np.mod(idx, 2 * (n - 1))
-        return np.where(idx >= n, 2 * (n - 1) - idx, idx), np.ones(idx.shape, bool)
-    if isinstance(cfg, LogMelConfig) and cfg.center and cfg.pad_mode in ("edge", "reflect"):
-        return np.clip(idx, 0, n - 1), np.ones(idx.shape, bool)
-    inside = (idx >= 0) & (idx < n)
-    return np.clip(idx, 0, n - 1), inside
+        return np.where(idx >= n, 2 * (n - 1) - idx, idx)
+    return np.clip(idx, 0, n - 1)
 
 
 def cut_segment(wave: np.ndarray, first: int, count: int, cfg: FrontendConfig) -> np.ndarray:
     """The ``segment_length(count)`` samples (same dtype as ``wave``) from which
     ``device_features`` computes frames ``[first, first + count)`` of ``features_np(wave)``;
-    positions past the clip's last frame read zero."""
+    positions past the clip's last frame read zero (or, with reflected edges, the reflection)."""
+    wave = np.asarray(wave)
     length = segment_length(count, cfg)
-    idx = first * hop(cfg) + _first_offset(cfg) + np.arange(length)
-    wanted, reads = _edge_indices(idx, len(wave), cfg)
-    return np.where(reads, np.asarray(wave)[wanted], 0).astype(wave.dtype)
+    start = first * hop(cfg) + _first_offset(cfg)
+    if _reflects(cfg):
+        return wave[_reflected(start + np.arange(length), len(wave), cfg)]
+    out = np.zeros(length, wave.dtype)
+    lo, hi = max(start, 0), min(start + length, len(wave))
+    if hi > lo:
+        out[lo - start : hi - start] = wave[lo:hi]
+    return out
 
 
 def _raw(cfg: FrontendConfig) -> FrontendConfig:
