@@ -225,7 +225,7 @@ def test_device_features_of_cut_segments_equal_the_host_frames(kind, fields):
     frame)."""
     cfg = FEATURES[kind][0](**fields)
     rng = np.random.default_rng(3)
-    for n in (90, 400, 1001, 4000, 12345):
+    for n in (90, 1001, 12345):
         counts = rng.integers(-3000, 3000, n).astype(np.int16)
         wave = counts / frontend.INT16_SCALE
         total = frontend.num_frames(n, cfg)

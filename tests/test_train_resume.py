@@ -125,9 +125,9 @@ def _checkpoints(workdir):
 
 
 def _exact_resume(tmp_path, env, num_steps, every, seed, data_flags):
+    # The uninterrupted run goes alongside the one that is killed and resumed.
     straight = str(tmp_path / "straight")
-    proc = _start(straight, num_steps, every, env, *data_flags)
-    assert proc.wait(timeout=3600) == 0, _log(straight)
+    uninterrupted = _start(straight, num_steps, every, env, *data_flags)
 
     kill_at = random.Random(seed).randint(every + 1, num_steps - 2)
     broken = str(tmp_path / "broken")
@@ -140,6 +140,7 @@ def _exact_resume(tmp_path, env, num_steps, every, seed, data_flags):
     proc = _start(broken, num_steps, every, env, *data_flags)
     assert proc.wait(timeout=3600) == 0, _log(broken)
     assert "train state from resumed at step" in _log(broken)
+    assert uninterrupted.wait(timeout=3600) == 0, _log(straight)
 
     expected, got = _losses(straight), _losses(broken)
     assert sorted(expected) == list(range(1, num_steps + 1))
@@ -208,35 +209,35 @@ def test_two_process_run_equals_one_process_and_restores_in_one(tmp_path, env):
 BUCKETS = ("--config.data.pipeline.bucket_frames=(40,50)", "--config.data.pipeline.max_frames=64")
 
 
-def test_bucketed_training_logs_its_shapes_and_trains(tmp_path, env, tfds_flags):
+def test_bucketed_training_logs_its_shapes_and_trains_alike_with_features_on_device(
+    tmp_path, env, tfds_flags
+):
     """Clips of 30-60 frames in buckets 40/50/64: the run names its step shapes at start-up
-    and trains through batches of several shapes."""
-    workdir = str(tmp_path / "bucketed")
-    proc = _start(workdir, 3, 3, env, *tfds_flags, *BUCKETS)
-    assert proc.wait(timeout=1800) == 0, _log(workdir)
-    assert "padded to one of (40, 50, 64) frames" in _log(workdir)
-    assert "at most 3" in _log(workdir)
-    assert sorted(_losses(workdir)) == [1, 2, 3]
-
-
-def test_features_on_device_train_like_stored_features(tmp_path, env, tfds_flags):
-    """The same bucketed run with features computed in the jitted step from the stored
-    waveform, and read from the dataset: without random masks, the same losses (the stored
-    features are float16)."""
+    and trains through batches of several shapes. The same run with the features computed in
+    the jitted step from the stored waveform gives, without random masks, the same losses
+    (the stored features are float16)."""
     flags = (
         *tfds_flags,
         *BUCKETS,
         "--config.data.pipeline.time_masks=0",
         "--config.data.pipeline.freq_masks=0",
     )
+    # Both at once: two processes of start-up and compiling overlap on two cores.
+    procs = {
+        source: _start(
+            str(tmp_path / source), 3, 3, env, *flags,
+            f"--config.data.pipeline.feature_source={source}",
+        )
+        for source in ("stored", "device")
+    }  # fmt: skip
     losses = {}
-    for source in ("stored", "device"):
+    for source, proc in procs.items():
         workdir = str(tmp_path / source)
-        feature_source = f"--config.data.pipeline.feature_source={source}"
-        proc = _start(workdir, 3, 3, env, *flags, feature_source)
         assert proc.wait(timeout=1800) == 0, _log(workdir)
+        assert "padded to one of (40, 50, 64) frames" in _log(workdir)
+        assert "at most 3" in _log(workdir)
         losses[source] = _losses(workdir)
-    assert sorted(losses["device"]) == [1, 2, 3]
+    assert sorted(losses["stored"]) == sorted(losses["device"]) == [1, 2, 3]
     for step, loss in losses["stored"].items():
         assert losses["device"][step] == pytest.approx(loss, abs=2e-3)
 

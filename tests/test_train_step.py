@@ -8,6 +8,7 @@ import sys
 import jax
 import numpy as np
 import optax
+import pytest
 from flax import nnx
 
 from audiolm_pt import main, objectives, sharding
@@ -28,17 +29,27 @@ def _copy(tree):
     return jax.tree.map(np.asarray, tree)
 
 
-def test_step_matches_reference_and_nonfinite_guard_skips_and_counts():
-    cfg = preset("tiny", "contrastive")
-    trainer = build_trainer(
-        cfg,
+MASKS = {"time_masks": 2, "max_time_mask": 10, "freq_masks": 2, "max_freq_mask": 10}
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    """The tiny contrastive trainer on a 2x4 mesh, with the device front end: batches that
+    hold features pass its featurizer untouched, waveform batches get features and masks."""
+    return build_trainer(
+        preset("tiny", "contrastive"),
         ObjectiveConfig(objective="contrastive"),
         # A large eps keeps Adam from blowing up gradients that are zero up to rounding
         # (attention key biases), which would make the comparison meaningless.
         OptimizerConfig(learning_rate=1e-3, warmup_steps=0, eps=1e-3),
         sharding.ShardingConfig(ici_data=2, ici_fsdp=4),
         total_steps=10,
+        featurize=make_featurizer(PipelineConfig(feature_source="device", **MASKS)),
     )
+
+
+def test_step_matches_reference_and_nonfinite_guard_skips_and_counts(trainer):
+    cfg = trainer.model_cfg
     state = trainer.init()
     params0 = _copy(state["params"])
     rng0 = np.asarray(state["rng"])
@@ -109,10 +120,11 @@ def test_step_modules_import_without_the_data_stack():
 
 
 def _waveform_and_feature_batches(cfg, frames: int):
-    """One batch twice: int16 waveform segments for the device, host fbank features."""
+    """One batch twice: int16 waveform segments for the device, host fbank features (with
+    the other keys of the synthetic batch, so the feature batch has its shapes)."""
     rng = np.random.default_rng(5)
     fe = FbankConfig()
-    text = synthetic.synthetic_batch(cfg, 8, frames, 8, seed=0, index=0)
+    batch = synthetic.synthetic_batch(cfg, 8, frames, 8, seed=0, index=0)
     waves = [rng.normal(0, 2000, 400 + 160 * int(n)).astype(np.int16) for n in range(8, 48, 5)]
     host = [fbank_np(w / frontend.INT16_SCALE, fe)[:frames] for w in waves]
     padded = [transforms.pad(f, frames) for f in host]
@@ -124,34 +136,19 @@ def _waveform_and_feature_batches(cfg, frames: int):
         "waveform": np.stack([frontend.cut_segment(w, 0, frames, fe) for w in waves]),
         "num_frames": np.array([min(len(f), frames) for f in host], np.int32),
     }
-    tokens = {k: v for k, v in text.items() if k.startswith("text_")}
-    return {**device, **tokens}, {**features, **tokens}
+    rest = {k: v for k, v in batch.items() if k not in features}
+    return {**device, **rest}, {**features, **rest}
 
 
-def test_the_device_front_end_computes_host_features_and_still_augments():
-    cfg = preset("tiny", "contrastive")
-
-    def trainer(featurize=None):
-        return build_trainer(
-            cfg,
-            ObjectiveConfig(objective="contrastive"),
-            OptimizerConfig(learning_rate=1e-3, warmup_steps=0, eps=1e-3),
-            sharding.ShardingConfig(ici_data=2, ici_fsdp=4),
-            total_steps=10,
-            featurize=featurize,
-        )
-
-    masks = {"time_masks": 2, "max_time_mask": 10, "freq_masks": 2, "max_freq_mask": 10}
-    plain = trainer()
-    device = trainer(make_featurizer(PipelineConfig(feature_source="device", **masks)))
-    waveform, features = _waveform_and_feature_batches(cfg, 40)
-    state = plain.init()
-    # Evaluation (no masks): the sharded step's features are the host's.
-    to_global = main.make_to_global(plain)
-    on_device = heldout.make_evaluator(device, [waveform], device.objective, to_global)
-    on_host = heldout.make_evaluator(plain, [features], plain.objective, to_global)
+def test_the_device_front_end_computes_host_features_and_still_augments(trainer):
+    waveform, features = _waveform_and_feature_batches(trainer.model_cfg, 40)
+    state = trainer.init()
+    to_global = main.make_to_global(trainer)
+    on_device = heldout.make_evaluator(trainer, [waveform], trainer.objective, to_global)
+    on_host = heldout.make_evaluator(trainer, [features], trainer.objective, to_global)
+    # Evaluation (no masks): the sharded step computes the host's features.
     np.testing.assert_allclose(on_device(state)["loss"], on_host(state)["loss"], rtol=1e-4)
-    # Training masks them: the loss moves away from the unmasked one.
-    _, host = plain.step(plain.init(), features)
-    _, augmented = device.step(device.init(), waveform)
+    # Training masks them: same state and key, and the loss moves away from the unmasked one.
+    _, host = trainer.step(trainer.init(), features)
+    _, augmented = trainer.step(trainer.init(), waveform)
     assert abs(float(augmented["loss"]) - float(host["loss"])) > 1e-3

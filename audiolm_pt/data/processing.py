@@ -26,6 +26,10 @@ class Processed(NamedTuple):
     notes: tuple[str, ...]
 
 
+class SkipError(Exception):
+    """A record unusable for a named reason."""
+
+
 def decode_waveform(value: Any) -> np.ndarray:
     """int16 samples of a record's FLAC ``waveform`` bytes (the builder's format)."""
     data = bytes(value) if isinstance(value, bytes | np.bytes_) else b""
@@ -40,8 +44,38 @@ def decode_waveform(value: Any) -> np.ndarray:
     return wave
 
 
-class SkipError(Exception):
-    """A record unusable for a named reason."""
+def clip_features(record: dict[str, Any], cfg: PipelineConfig | None) -> np.ndarray:
+    """A record's features, every frame, as ``cfg`` reads them: the stored ones (also when
+    ``cfg`` is None), or the front end's from the stored waveform (``feature_source`` host or
+    device: the device computes these same frames). Raises ``SkipError`` naming why not."""
+    if cfg is None or cfg.feature_source == "stored":
+        features = _stored_features(record)
+    else:
+        wave = _clip_waveform(record, cfg)
+        features = frontend.features_np(wave / frontend.INT16_SCALE, cfg.frontend_config)
+    if not np.isfinite(features).all():
+        raise SkipError("non_finite_features")
+    return features
+
+
+def _clip_waveform(record: dict[str, Any], cfg: PipelineConfig) -> np.ndarray:
+    wave = decode_waveform(record.get("waveform", b""))
+    if frontend.num_frames(wave.size, cfg.frontend_config) < 1:
+        raise SkipError("too_short")
+    return wave
+
+
+def _stored_features(record: dict[str, Any]) -> np.ndarray:
+    try:
+        features = np.asarray(record["features"], np.float32)
+        num_frames = int(record["num_frames"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise SkipError("malformed") from e
+    if features.ndim != 2 or num_frames > len(features):
+        raise SkipError("no_features" if features.size == 0 else "malformed")
+    if num_frames < 1:
+        raise SkipError("too_short")
+    return features[:num_frames]
 
 
 def task_labels(record: dict[str, Any], tasks: Sequence[str]) -> list[str]:
@@ -129,36 +163,17 @@ class ExampleProcessor:
     def _audio(self, record: dict[str, Any], rng: np.random.Generator | None) -> dict[str, Any]:
         """The example's crop: ``features``, or for the device a ``waveform`` segment and its
         ``num_frames``."""
-        cfg, source = self.cfg.frontend_config, self.cfg.feature_source
-        if source == "stored":
-            features = self._stored_features(record)
-        else:
-            wave = decode_waveform(record.get("waveform", b""))
-            total = frontend.num_frames(wave.size, cfg)
-            if total < 1:
-                raise SkipError("too_short")
-            if source == "device":
-                first = transforms.crop_start(total, self.cfg.max_frames, rng)
-                return {
-                    "waveform": frontend.cut_segment(wave, first, self.cfg.max_frames, cfg),
-                    "num_frames": np.int32(min(total - first, self.cfg.max_frames)),
-                }
-            features = frontend.features_np(wave / frontend.INT16_SCALE, cfg)
-        if not np.isfinite(features).all():
-            raise SkipError("non_finite_features")
-        return {"features": transforms.crop(features, self.cfg.max_frames, rng)}
-
-    def _stored_features(self, record: dict[str, Any]) -> np.ndarray:
-        try:
-            features = np.asarray(record["features"], np.float32)
-            num_frames = int(record["num_frames"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise SkipError("malformed") from e
-        if features.ndim != 2 or num_frames > len(features):
-            raise SkipError("no_features" if features.size == 0 else "malformed")
-        if num_frames < 1:
-            raise SkipError("too_short")
-        return features[:num_frames]
+        if self.cfg.feature_source != "device":
+            features = clip_features(record, self.cfg)
+            return {"features": transforms.crop(features, self.cfg.max_frames, rng)}
+        wave = _clip_waveform(record, self.cfg)
+        fe, frames = self.cfg.frontend_config, self.cfg.max_frames
+        total = frontend.num_frames(wave.size, fe)
+        first = transforms.crop_start(total, frames, rng)
+        return {
+            "waveform": frontend.cut_segment(wave, first, frames, fe),
+            "num_frames": np.int32(min(total - first, frames)),
+        }
 
     def _mix(
         self, first: dict[str, Any], second: dict[str, Any], rng: np.random.Generator

@@ -7,10 +7,9 @@ import dataclasses
 
 import numpy as np
 
-from audiolm_pt.audio import frontend
 from audiolm_pt.data import pipeline
 from audiolm_pt.data.pipeline_config import PipelineConfig
-from audiolm_pt.data.processing import SkipError, decode_waveform
+from audiolm_pt.data.processing import SkipError, clip_features
 from audiolm_pt.data.schema import labels_of
 from audiolm_pt.data.transforms import as_str
 
@@ -35,22 +34,13 @@ class BadRecordError(ValueError):
 
 
 def clip_of(record: dict, cfg: PipelineConfig | None = None) -> Clip:
-    """A `Clip` from a schema record, with the features a run of pipeline config `cfg` trains
-    on: the stored ones (also when `cfg` is None), or the front end's from the stored
-    waveform when its features are computed (on the host or the device); raises
-    `BadRecordError` naming what is wrong with the record."""
-    if cfg is None or cfg.feature_source == "stored":
-        features = _stored_features(record)
-    else:
-        try:
-            wave = decode_waveform(record.get("waveform", b""))
-        except SkipError as skip:
-            raise BadRecordError(str(skip)) from skip
-        if frontend.num_frames(wave.size, cfg.frontend_config) < 1:
-            raise BadRecordError("too_short")
-        features = frontend.features_np(wave / frontend.INT16_SCALE, cfg.frontend_config)
-    if not np.isfinite(features).all():
-        raise BadRecordError("non_finite_features")
+    """A `Clip` from a schema record, with every frame of the features a run of pipeline
+    config `cfg` trains on (`processing.clip_features`: stored ones when `cfg` is None);
+    raises `BadRecordError` naming what is wrong with the record."""
+    try:
+        features = clip_features(record, cfg)
+    except SkipError as skip:
+        raise BadRecordError(str(skip)) from skip
     return Clip(
         id=as_str(record["id"]),
         features=features,
@@ -58,17 +48,6 @@ def clip_of(record: dict, cfg: PipelineConfig | None = None) -> Clip:
         caption_styles=tuple(as_str(s) for s in record.get("caption_styles", ())),
         labels=labels_of(record),
     )
-
-
-def _stored_features(record: dict) -> np.ndarray:
-    try:
-        features = np.asarray(record["features"], np.float32)
-        num_frames = int(record["num_frames"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise BadRecordError("malformed") from err
-    if features.ndim != 2 or not 0 < num_frames <= len(features):
-        raise BadRecordError("no_features" if features.size == 0 else "malformed")
-    return features[:num_frames]
 
 
 def read_records(records, limit: int | None = None, cfg: PipelineConfig | None = None) -> Split:
