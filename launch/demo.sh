@@ -30,11 +30,12 @@ fi
 stage 3 "train: one line per 20 steps"
 $PY -m audiolm_pt.main --config=configs/demo.py:contrastive --workdir="$OUT/train" \
   --config.data.data_dir="$OUT/tfds"
-stage 4 "evaluate: retrieval, zero-shot, probes beside log-mel/MFCC (about 5 minutes; log: $OUT/train/eval.log)"
+stage 4 "evaluate: retrieval, zero-shot, probes beside log-mel/MFCC (about 5 minutes)"
+# Progress lines and the summary table on the console, and all of it in eval.log.
 $PY -m audiolm_pt.evaluate --workdir="$OUT/train" --evals=retrieval,zero_shot,linear_probe \
   --options="$($PY -c 'from configs import demo; print(demo.eval_options())')" \
-  --summary="$OUT/train/eval_summary.txt" > "$OUT/train/eval_summary.json" 2> "$OUT/train/eval.log" \
-  || { tail -n 30 "$OUT/train/eval.log" >&2; echo "demo: evaluation failed (log: $OUT/train/eval.log)" >&2; exit 1; }
-cat "$OUT/train/eval_summary.txt"
+  --summary="$OUT/train/eval_summary.txt" > "$OUT/train/eval_summary.json" \
+  2> >(tee "$OUT/train/eval.log" >&2) \
+  || { echo "demo: evaluation failed (log: $OUT/train/eval.log)" >&2; exit 1; }
 echo "demo: corpus in $OUT/corpus, ArrayRecord splits in $OUT/tfds, run in $OUT/train," \
   "evaluation in $OUT/train/eval/ (numbers: $OUT/train/eval_summary.json)"

@@ -156,6 +156,17 @@ def hybrid(tmp_path_factory, splits):
     return context, registry.run_all(context, list(options), options)
 
 
+def test_each_evaluator_logs_a_line_as_it_starts_and_ends(hybrid, caplog):
+    context, _ = hybrid
+    with caplog.at_level("INFO", logger="audiolm_pt.evaluate"):
+        registry.run_all(context, ["zero_shot", "retrieval"], {"zero_shot": {"tasks": ("tone",)}})
+    lines = [r.getMessage() for r in caplog.records if r.name == "audiolm_pt.evaluate.registry"]
+    assert lines[0] == "evaluate [1/2] zero_shot ..."
+    assert lines[1].startswith("evaluate [1/2] zero_shot done in ")
+    assert lines[2:3] == ["evaluate [2/2] retrieval ..."]
+    assert len(lines) == 4
+
+
 def test_every_evaluator_on_a_hybrid_model(hybrid):
     _, results = hybrid
     json.dumps(results)  # the results file must be able to hold them

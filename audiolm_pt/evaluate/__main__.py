@@ -7,7 +7,9 @@
 Without `--baseline` the results go to DIR/eval/<step>.json and the run's metrics; a
 baseline (the run's config randomly initialised, or log-mel or MFCC statistics fed to the same
 probes) is written only to `--output`. The numbers go to stdout as JSON; a summary table (each
-probe beside its hand-crafted baselines, retrieval, zero-shot) goes to stderr and `--summary`.
+probe beside its hand-crafted baselines, retrieval, zero-shot) goes to stderr and `--summary`,
+after one progress line per evaluator (and per linear-probe task); `--verbose` adds the
+libraries' INFO lines.
 """
 
 import argparse
@@ -15,6 +17,7 @@ import json
 import logging
 import sys
 
+from audiolm_pt import console  # noqa: F401  (first: imports TensorFlow without its INFO lines)
 from audiolm_pt.eval_summary import format_summary
 from audiolm_pt.evaluate import handcrafted, registry
 from audiolm_pt.evaluate.context import DataSpec
@@ -37,12 +40,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--baseline", choices=BASELINES, default=None)
     parser.add_argument("--output", default=None, help="also write the results here (JSON)")
     parser.add_argument("--summary", default=None, help="also write the summary table here")
+    parser.add_argument("--verbose", action="store_true", help="the libraries' INFO lines too")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.INFO)
     args = parse_args(argv)
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s")
+    logging.getLogger("audiolm_pt").setLevel(logging.INFO)
     evals = [e for e in args.evals.split(",") if e]
     for name in evals:
         registry.get(name)

@@ -8,6 +8,7 @@ frames) put through the same probe on the same clips and splits with the same gr
 mean+std statistics for the pooled probes, their frames for the attention probe. `gain` is the
 model's test score minus the better baseline's."""
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ from audiolm_pt.evaluate import handcrafted, probe
 from audiolm_pt.evaluate import tasks as label_tasks
 from audiolm_pt.evaluate.context import ROLES, Context
 from audiolm_pt.evaluate.registry import register
+
+log = logging.getLogger(__name__)
 
 BASELINES = tuple(handcrafted.BASELINES)
 
@@ -83,7 +86,8 @@ def linear_probe(
         baselines = ()
     out: dict[str, Any] = {}
     train_clips = context.clips("train")
-    for name in tasks:
+    for i, name in enumerate(tasks, 1):
+        log.info("linear_probe: task %d/%d %s", i, len(tasks), name)
         if not any(name in c.labels for c in train_clips):
             out[name] = {"unavailable": f"no training clip has label {name!r}"}
             continue
