@@ -4,6 +4,8 @@ import csv
 import dataclasses
 import gzip
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -440,6 +442,17 @@ def test_command_line(tmp_path, capsys):
     for flag, message in bad.items():
         with pytest.raises(SystemExit, match=message):
             main([f"--source_dir={src}", f"--data_dir={tmp_path}", flag])
+
+
+def test_the_module_runs_as_a_command():
+    done = subprocess.run(
+        [sys.executable, "-m", "audiolm_pt.data.builders", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0
+    assert "--frontend_options" in done.stdout
 
 
 def test_a_log_mel_waveform_only_dataset(tmp_path):

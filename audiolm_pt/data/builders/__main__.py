@@ -89,3 +89,7 @@ def _frontend_options(name: str, text: str) -> dict:
     if not isinstance(values, dict):
         raise ValueError("build option frontend_options: must be a JSON object")
     return {"frontend": name, name: strict_config.from_dict(kinds[name], values, name)}
+
+
+if __name__ == "__main__":
+    main()
