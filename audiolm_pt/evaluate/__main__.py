@@ -47,7 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(message)s")
+    logging.basicConfig(level=level, format="%(message)s", force=True)
     logging.getLogger("audiolm_pt").setLevel(logging.INFO)
     evals = [e for e in args.evals.split(",") if e]
     for name in evals:
