@@ -289,7 +289,14 @@ def main(argv: list[str]) -> None:
     log.info(
         "process %d of %d, %d devices", jax.process_index(), jax.process_count(), jax.device_count()
     )
-    run(config, _WORKDIR.value)
+    try:
+        run(config, _WORKDIR.value)
+    except FileNotFoundError as err:
+        from audiolm_pt.data.pipeline import DatasetNotFoundError  # loaded if it was raised
+
+        if isinstance(err, DatasetNotFoundError):
+            raise SystemExit(f"data error: {err}") from None
+        raise
 
 
 if __name__ == "__main__":

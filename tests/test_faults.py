@@ -1,14 +1,18 @@
 """Fault injection: damage a run's inputs or outputs on purpose and check that nothing is lost
 silently and nothing wrong is reported (issue 15). Each test fails on the code before its fix.
 
-So far: caption manifests (CSV) with an unbalanced quote, a byte-order mark, duplicated rows.
+So far: caption manifests (CSV) with an unbalanced quote, a byte-order mark, duplicated rows;
+a dataset that is not where data_dir points; evaluation options that are not a JSON object.
 """
 
 import json
 
+import pytest
 from test_builders_formats import read_split, write_audio
 
+from audiolm_pt.data import pipeline
 from audiolm_pt.data.builders.tfds_builder import build_dataset
+from audiolm_pt.evaluate import __main__ as evaluate_cli
 
 
 def _report(builder, split: str) -> dict:
@@ -54,3 +58,24 @@ def test_a_byte_order_mark_and_a_duplicated_row(tmp_path):
     assert val["yt1"]["captions"] == ["a bird sings", "birds chirp at dawn"]
     report = _report(builder, "validation")
     assert report["malformed_rows"] == {"duplicate row": {"count": 1, "ids": ["val.csv:4"]}}
+
+
+def test_a_missing_dataset_is_one_line_naming_the_directory_and_the_flags(tmp_path):
+    """TFDS's own error lists its whole catalogue, hundreds of lines."""
+    nowhere = str(tmp_path / "moved")
+    with pytest.raises(pipeline.DatasetNotFoundError) as error:
+        pipeline.tfds_source("demo", "train", nowhere)
+    message = str(error.value)
+    assert len(message.splitlines()) == 1
+    assert nowhere in message
+    assert "--config.data.data_dir" in message
+    assert "--data_dir" in message
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [("{bad", "--options: not JSON"), ("[1]", "--options: must be a JSON object")],
+)
+def test_bad_evaluate_options_are_one_line(options, message):
+    with pytest.raises(SystemExit, match=message):
+        evaluate_cli.main(["--workdir=unused", "--evals=retrieval", f"--options={options}"])

@@ -111,11 +111,24 @@ def make_iterator(
     )
 
 
+class DatasetNotFoundError(FileNotFoundError):
+    """No built dataset of that name where the data_dir points (one line, unlike TFDS's)."""
+
+
 def tfds_source(name: str, split: str, data_dir: str | None = None) -> Sequence[Any]:
-    """Random access to a built TFDS dataset's ArrayRecord split."""
+    """Random access to a built TFDS dataset's ArrayRecord split; `DatasetNotFoundError`
+    names the directory and the flags that set it when the dataset is not there."""
     import tensorflow_datasets as tfds  # slow import, needed only here
 
-    return tfds.data_source(name, split=split, data_dir=data_dir)
+    try:
+        return tfds.data_source(name, split=split, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        # TFDS's own message lists its whole catalogue (hundreds of lines).
+        raise DatasetNotFoundError(
+            f"no dataset {name!r} in data_dir={data_dir!r}: build it there (python -m "
+            "audiolm_pt.data.builders) or point to it (--config.data.data_dir for training, "
+            "--data_dir for evaluation)"
+        ) from None
 
 
 def source_sizes(

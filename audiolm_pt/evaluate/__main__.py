@@ -18,6 +18,7 @@ import logging
 import sys
 
 from audiolm_pt import console  # noqa: F401  (first: imports TensorFlow without its INFO lines)
+from audiolm_pt.data import pipeline
 from audiolm_pt.eval_summary import format_summary
 from audiolm_pt.evaluate import handcrafted, registry
 from audiolm_pt.evaluate.context import DataSpec
@@ -52,7 +53,12 @@ def main(argv: list[str]) -> int:
     evals = [e for e in args.evals.split(",") if e]
     for name in evals:
         registry.get(name)
-    options = json.loads(args.options)
+    try:
+        options = json.loads(args.options)
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"--options: not JSON ({err})") from None
+    if not isinstance(options, dict):
+        raise SystemExit('--options: must be a JSON object {"evaluator": {"option": value}}')
     if args.baseline and not args.output:
         raise SystemExit("--baseline needs --output (baselines are not written into the run)")
     run = load_run(args.workdir, args.step, random_init=args.baseline == "random")
@@ -60,9 +66,12 @@ def main(argv: list[str]) -> int:
         run.config, name=args.dataset, data_dir=args.data_dir, limit=args.limit
     )
     features = args.baseline if args.baseline in handcrafted.BASELINES else "model"
-    results = evaluate_run(
-        run, evals, options, data=data, features=features, batch_size=args.batch_size
-    )
+    try:
+        results = evaluate_run(
+            run, evals, options, data=data, features=features, batch_size=args.batch_size
+        )
+    except pipeline.DatasetNotFoundError as err:
+        raise SystemExit(f"data error: {err}") from None
     if args.baseline is None:
         write_results(run.workdir, run.step, results)
     if args.output:
