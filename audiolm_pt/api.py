@@ -99,18 +99,25 @@ class AudioModel:
         encoded = self._inference.encode(list(features))
         return np.stack([e.embedding if e.embedding is not None else e.pooled for e in encoded])
 
-    def embed_files(self, paths: Sequence[str]) -> tuple[np.ndarray, dict[str, str]]:
+    def embed_files(
+        self, paths: Sequence[str], chunk: int = 256
+    ) -> tuple[np.ndarray, dict[str, str]]:
         """Embeddings [n, E] of files; a file that fails gives a NaN row and an entry in the
-        returned {path: error} map, the others are unaffected."""
-        features, errors = {}, {}
-        for i, path in enumerate(paths):
-            try:
-                features[i] = self.features(path)
-            except (AudioError, OSError, ValueError) as err:
-                errors[path] = str(err)
-        if not features:
+        returned {path: error} map, the others are unaffected. Files are read and encoded
+        `chunk` at a time, so memory holds one chunk's features, whatever the number of files."""
+        good, errors = {}, {}
+        for start in range(0, len(paths), chunk):
+            features = {}
+            for i, path in enumerate(paths[start : start + chunk], start):
+                try:
+                    features[i] = self.features(path)
+                except (AudioError, OSError, ValueError) as err:
+                    errors[path] = str(err)
+            if features:
+                rows = self.embed_features(list(features.values()))
+                good.update(zip(features, rows, strict=True))
+        if not good:
             return np.full((len(paths), 0), np.nan, np.float32), errors
-        good = dict(zip(features, self.embed_features(list(features.values())), strict=True))
         dim = len(next(iter(good.values())))
         rows = [good.get(i, np.full(dim, np.nan, np.float32)) for i in range(len(paths))]
         return np.stack(rows), errors

@@ -59,6 +59,10 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run():
+    return tiny_run()
+
+
+def tiny_run() -> Run:
     """A freshly initialised tiny hybrid model with the demo tokenizer, in memory."""
     tokenizer = load_tokenizer(TOKENIZER)
     values = preset("tiny", "hybrid").to_dict()

@@ -2,14 +2,23 @@
 silently and nothing wrong is reported (issue 15). Each test fails on the code before its fix.
 
 So far: caption manifests (CSV) with an unbalanced quote, a byte-order mark, duplicated rows;
-a dataset that is not where data_dir points; evaluation options that are not a JSON object.
+a dataset that is not where data_dir points; evaluation options that are not a JSON object;
+a truncated WAV; the embed CLI's output directory, atomic outputs, stale errors file and
+bounded memory.
 """
 
 import json
+import os
 
+import numpy as np
 import pytest
+import soundfile as sf
+from test_api import tiny_run
 from test_builders_formats import read_split, write_audio
 
+from audiolm_pt import embed
+from audiolm_pt.api import AudioModel
+from audiolm_pt.audio import AudioError, load_audio
 from audiolm_pt.data import pipeline
 from audiolm_pt.data.builders.tfds_builder import build_dataset
 from audiolm_pt.evaluate import __main__ as evaluate_cli
@@ -79,3 +88,75 @@ def test_a_missing_dataset_is_one_line_naming_the_directory_and_the_flags(tmp_pa
 def test_bad_evaluate_options_are_one_line(options, message):
     with pytest.raises(SystemExit, match=message):
         evaluate_cli.main(["--workdir=unused", "--evals=retrieval", f"--options={options}"])
+
+
+def test_a_truncated_wav_is_reported_not_read_in_part(tmp_path):
+    """libsndfile reads the samples that are there; the header says how many should be."""
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, np.zeros(16000, np.float32) + 0.1, 16000, subtype="PCM_16")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 2])
+    assert load_audio(whole, 16000).size == 16000
+    for source in (cut, cut.read_bytes()):
+        with pytest.raises(AudioError, match="of the 16000 frames its header declares") as error:
+            load_audio(source, 16000)
+        assert error.value.reason == "truncated_audio"
+
+
+def test_embed_checks_its_output_directory_before_any_work(tmp_path):
+    listing = tmp_path / "files.txt"
+    listing.write_text("a.wav\n")
+    out = str(tmp_path / "missing" / "emb.npy")
+    # The run directory does not exist either: the output check must come first.
+    with pytest.raises(SystemExit, match="is not a writable directory"):
+        embed.main(["--workdir=unused", f"--input={listing}", f"--output={out}"])
+
+
+def test_embed_outputs_are_whole_or_absent_and_a_stale_errors_file_goes(tmp_path, monkeypatch):
+    out = str(tmp_path / "emb.npy")
+    embed.write_outputs(out, np.ones((2, 3)), {"bad.wav": "undecodable"})
+    with open(out + ".errors.json") as f:
+        assert json.load(f) == {"bad.wav": "undecodable"}
+    embed.write_outputs(out, np.zeros((2, 3)), {})
+    assert not os.path.exists(out + ".errors.json")  # a clean run leaves no stale errors
+
+    def dies_half_way(f, array):
+        f.write(b"\x93NUMPY partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(embed.np, "save", dies_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        embed.write_outputs(out, np.full((2, 3), 7.0), {})
+    np.testing.assert_array_equal(np.load(out), np.zeros((2, 3)))  # the last whole output
+    assert sorted(os.listdir(tmp_path)) == ["emb.npy"]
+
+
+def test_embed_files_holds_one_chunk_of_features_at_a_time(monkeypatch):
+    model = AudioModel(tiny_run(), batch_size=4)
+    rng = np.random.default_rng(0)
+    fake = {f"{i}.wav": rng.standard_normal((50 + i, 80)).astype(np.float32) for i in range(10)}
+    fake["bad.wav"] = None
+
+    def features(path):
+        if fake[path] is None:
+            raise AudioError("undecodable", path, "not audio")
+        return fake[path]
+
+    sizes = []
+    embed_features = model.embed_features
+
+    def recorded(batch):
+        sizes.append(len(batch))
+        return embed_features(batch)
+
+    monkeypatch.setattr(model, "features", features)
+    monkeypatch.setattr(model, "embed_features", recorded)
+    paths = [*list(fake)[:4], "bad.wav", *list(fake)[4:10]]
+    chunked, errors = model.embed_files(paths, chunk=3)
+    assert max(sizes) <= 3
+    assert list(errors) == ["bad.wav"]
+    whole, _ = model.embed_files(paths, chunk=len(paths))
+    np.testing.assert_allclose(chunked, whole, atol=1e-6, equal_nan=True)
+    assert np.isnan(chunked[4]).all()
+    assert not np.isnan(np.delete(chunked, 4, axis=0)).any()

@@ -6,12 +6,13 @@ their bad-input reports. Silence and length are policy, not errors: :func:`is_si
 
 import io
 import os
+import wave
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-REASONS = ("missing_file", "undecodable", "empty", "non_finite")
+REASONS = ("missing_file", "undecodable", "empty", "non_finite", "truncated_audio")
 
 
 class AudioError(Exception):
@@ -35,7 +36,8 @@ def load_audio(source: str | os.PathLike | bytes, sample_rate: int) -> np.ndarra
     Channels are averaged; audio is resampled with soxr's high-quality filter when its rate
     differs from ``sample_rate``. Raises :class:`AudioError` (reason ``missing_file``,
     ``undecodable``, ``empty`` for zero samples or a zero-byte input, ``non_finite`` for NaN or
-    inf samples).
+    inf samples, ``truncated_audio`` for a PCM WAV holding fewer samples than its header
+    declares: libsndfile reads such a file's partial audio without a word).
     """
     if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive int, got {sample_rate!r}")
@@ -54,12 +56,32 @@ def load_audio(source: str | os.PathLike | bytes, sample_rate: int) -> np.ndarra
         raise AudioError("undecodable", name, str(err)) from err
     if data.shape[0] == 0:
         raise AudioError("empty", name, "zero samples")
+    declared = _declared_wav_frames(source)
+    if declared is not None and data.shape[0] < declared:
+        raise AudioError(
+            "truncated_audio", name, f"{data.shape[0]} of the {declared} frames its header declares"
+        )
     if not np.isfinite(data).all():
         raise AudioError("non_finite", name, "NaN or infinite samples")
     wave = data.mean(axis=1, dtype=np.float32)
     if rate != sample_rate:
         wave = soxr.resample(wave, rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def _declared_wav_frames(source: str | os.PathLike | bytes) -> int | None:
+    """The frame count a PCM WAV header declares (None for other formats, and for the
+    placeholder sizes streaming writers leave)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        handle = io.BytesIO(source)
+    else:
+        handle = os.fspath(source)
+    try:
+        with wave.open(handle) as w:
+            frames, width = w.getnframes(), w.getsampwidth() * w.getnchannels()
+    except (wave.Error, EOFError, OSError):
+        return None
+    return None if frames * width in (0, 0xFFFFFFFF) else frames
 
 
 def is_silent(wave: np.ndarray, threshold_db: float = -60.0) -> bool:
