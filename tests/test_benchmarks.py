@@ -285,6 +285,7 @@ def test_input_pipeline_smoke_compares_with_the_step(tmp_path, demo_tfds):
     )
 
 
+@pytest.mark.slow
 def test_frontend_cost_smoke_report_covers_every_path(tmp_path):
     report = run_script("frontend_cost", tmp_path)
     rows = {(r["frontend"], r["features"]): r for r in report["rows"]}

@@ -6,8 +6,9 @@ only get there by training its audio tower on correctly paired captions.
 
 Three deliberate breakages must fail the same check: an off-by-one contrastive loss (every
 clip paired with its neighbour's caption), captions shuffled against the clips, and a frozen
-audio encoder (only the heads learn). Measured on 2 cores (2026-11-30): trained 0.958; the
-breakages 0.104, 0.229 and 0.469 against the 0.8 threshold; about 45 s per training.
+audio encoder (only the heads learn). Measured on 2 cores (2026-11-30, 300 steps): trained
+0.990; the breakages 0.010, 0.167 and 0.458 against the 0.8 threshold; about 30 s per
+training (400 steps gave 0.958 and 0.104, 0.229, 0.469).
 """
 
 import dataclasses
@@ -41,7 +42,7 @@ ORDER = ("low", "middle", "high")
 # Ordered pairs of distinct tones: 3 rising, 3 falling.
 CLASSES = [(a, b) for a in ORDER for b in ORDER if a != b]
 MAX_LEN = 16
-STEPS = 400
+STEPS = 300
 BATCH = 32
 # Held-out zero-shot accuracy over the 6 classes (chance 1/6; a model blind to order can reach
 # at most about 1/2, by telling the pair of tones apart but not their order).
@@ -128,8 +129,9 @@ def _batches(corpus, tokenizer, shuffle_captions: bool):
         }
 
 
-def _train_and_score(corpus, tokenizer, *, shuffle_captions=False, frozen=()):
-    """Held-out zero-shot accuracy by order after training, and the log-mel baseline's probe."""
+def _train_and_score(corpus, tokenizer, *, shuffle_captions=False, frozen=(), probe=False):
+    """Held-out zero-shot accuracy by order after training, and with `probe` the linear probe
+    beside the hand-crafted baselines (None without)."""
     cfg = _model_cfg(tokenizer)
     trainer = build_trainer(
         cfg,
@@ -163,16 +165,18 @@ def _train_and_score(corpus, tokenizer, *, shuffle_captions=False, frozen=()):
     run = Run("", config, model, tokenizer, step=-1)
     context = Context(run, None, splits=splits)
     zero = registry.get("zero_shot")(context, tasks=("order",), templates=("{}",))
-    probe = registry.get("linear_probe")(
+    print(f"zero-shot accuracy by order {zero['order']['accuracy']:.3f}")
+    if not probe:
+        return zero["order"]["accuracy"], None
+    probed = registry.get("linear_probe")(
         context, tasks=("order",), poolings=("mean_std",), c_grid=(0.1, 1.0)
     )["order"]["mean_std"]
-    print(f"zero-shot accuracy by order {zero['order']['accuracy']:.3f}, probe {probe['test']:.3f}")
-    return zero["order"]["accuracy"], probe
+    return zero["order"]["accuracy"], probed
 
 
 @pytest.fixture(scope="module")
 def trained(corpus, tokenizer):
-    return _train_and_score(corpus, tokenizer)
+    return _train_and_score(corpus, tokenizer, probe=True)
 
 
 def test_tiny_model_learns_what_spectral_statistics_cannot(trained):
