@@ -411,20 +411,20 @@ def test_report_keeps_at_most_n_ids():
     assert report.to_dict()["totals"]["clips_skipped"] == 3
 
 
-def test_command_line(tmp_path, capsys):
+def _one_clip_source(tmp_path):
+    """A demo-format source of one half-second clip, "a", in the train split."""
     src = tmp_path / "src"
     write_audio(src / "a.wav", 0.5)
+    caption = [{"text": "t", "style": "short"}]
     write_jsonl(
         src / "manifest.jsonl",
-        [
-            {
-                "id": "a",
-                "split": "train",
-                "audio": "a.wav",
-                "captions": [{"text": "t", "style": "short"}],
-            }
-        ],
+        [{"id": "a", "split": "train", "audio": "a.wav", "captions": caption}],
     )
+    return src
+
+
+def test_command_line(tmp_path, capsys):
+    src = _one_clip_source(tmp_path)
     main([f"--source_dir={src}", f"--data_dir={tmp_path / 'data'}", "--name=tiny", "--workers=1"])
     out = capsys.readouterr().out
     assert "build report: tiny / train" in out
@@ -458,19 +458,7 @@ def test_the_module_runs_as_a_command():
 def test_a_log_mel_waveform_only_dataset(tmp_path):
     """--frontend=log_mel --no_features --store_waveform: the records carry FLAC audio and
     the log-mel frame count, no features; the metadata names the front end."""
-    src = tmp_path / "src"
-    write_audio(src / "a.wav", 0.5)
-    write_jsonl(
-        src / "manifest.jsonl",
-        [
-            {
-                "id": "a",
-                "split": "train",
-                "audio": "a.wav",
-                "captions": [{"text": "t", "style": "short"}],
-            }
-        ],
-    )
+    src = _one_clip_source(tmp_path)
     main(
         [
             f"--source_dir={src}",

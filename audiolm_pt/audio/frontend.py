@@ -25,8 +25,10 @@ from audiolm_pt.audio.log_mel import (
     num_log_mel_frames,
 )
 
-FRONTENDS = ("fbank", "log_mel")
 FrontendConfig = FbankConfig | LogMelConfig
+# Each front end's name and the config class that describes it.
+CONFIG_TYPES: dict[str, type] = {"fbank": FbankConfig, "log_mel": LogMelConfig}
+FRONTENDS = tuple(CONFIG_TYPES)
 # Stored waveforms are int16 counts of round(wave * 32768).
 INT16_SCALE = 32768.0
 

@@ -349,14 +349,11 @@ class _Collate:
 
     def __call__(self, examples: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         if "waveform" in examples[0]:
-            longest = max(int(e["num_frames"]) for e in examples)
-        else:
-            longest = max(len(e["features"]) for e in examples)
-        num_frames = next(b for b in self._buckets if b >= longest)
-        if "waveform" in examples[0]:
+            num_frames = self._bucket(max(int(e["num_frames"]) for e in examples))
             samples = frontend.segment_length(num_frames, self._frontend)
             batch = {"waveform": np.stack([e["waveform"][:samples] for e in examples])}
         else:
+            num_frames = self._bucket(max(len(e["features"]) for e in examples))
             padded = [transforms.pad(e["features"], num_frames) for e in examples]
             batch = {
                 "features": np.stack([features for features, _ in padded]),
@@ -366,6 +363,9 @@ class _Collate:
             if key not in batch:
                 batch[key] = np.stack([e[key] for e in examples])
         return batch
+
+    def _bucket(self, longest: int) -> int:
+        return next(b for b in self._buckets if b >= longest)
 
 
 class NoUsableRecordsError(RuntimeError):

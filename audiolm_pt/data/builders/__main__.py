@@ -77,18 +77,17 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _frontend_options(name: str, text: str) -> dict:
     """``frontend`` and the config of the named front end from ``--frontend_options``."""
     from audiolm_pt import strict_config
-    from audiolm_pt.audio import FbankConfig, LogMelConfig
+    from audiolm_pt.audio.frontend import CONFIG_TYPES
 
-    kinds = {"fbank": FbankConfig, "log_mel": LogMelConfig}
-    if name not in kinds:
-        raise ValueError(f"build option frontend={name!r}: must be one of {sorted(kinds)}")
+    if name not in CONFIG_TYPES:
+        raise ValueError(f"build option frontend={name!r}: must be one of {sorted(CONFIG_TYPES)}")
     try:
         values = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"build option frontend_options: not JSON ({error})") from error
     if not isinstance(values, dict):
         raise ValueError("build option frontend_options: must be a JSON object")
-    return {"frontend": name, name: strict_config.from_dict(kinds[name], values, name)}
+    return {"frontend": name, name: strict_config.from_dict(CONFIG_TYPES[name], values, name)}
 
 
 if __name__ == "__main__":
