@@ -12,6 +12,7 @@ SLURM); each process reads its share of the global batch and
 `jax.make_array_from_process_local_data` assembles the global arrays.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -27,10 +28,11 @@ from ml_collections import config_flags
 from audiolm_pt import console, experiment, sharding
 from audiolm_pt.data.pipeline_config import PipelineConfig
 from audiolm_pt.experiment import ExperimentConfig
+from audiolm_pt.inference.params import CheckpointMismatchError
 from audiolm_pt.run_metrics import MetricsLogger
 from audiolm_pt.train import heldout, loop, mfu, synthetic
 from audiolm_pt.train.build import Trainer, build_from_config
-from audiolm_pt.train.checkpointing import Checkpointer
+from audiolm_pt.train.checkpointing import Checkpointer, CheckpointWriteError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints and metrics go here.")
@@ -216,31 +218,39 @@ def run(config: ExperimentConfig, workdir: str) -> dict[str, Any]:
     check_evals(config)
     cache_dir = config.train.text_cache_dir or os.path.join(workdir, "text_cache")
     pipeline_cfg = config.data.pipeline
-    trainer = build_from_config(config)
-    buckets = pipeline_cfg.bucket_frames
-    to_global = make_to_global(trainer, pipeline_cfg)
-    if buckets:
-        shapes = tuple(dict.fromkeys((*buckets, pipeline_cfg.max_frames)))
-        log.info(
-            "bucketing: each global batch is padded to one of %s frames; the step compiles "
-            "once per shape it meets (at most %d)",
-            shapes,
-            len(shapes),
-        )
-    iterator = make_iterator(config, "train")
-    evals = make_evals(config, trainer, to_global, workdir)
-    flops = mfu.train_step_flops(
-        model, pipeline_cfg.global_batch_size, pipeline_cfg.max_frames, pipeline_cfg.max_text_len
-    )
-    device = jax.devices()[0]
-    peak = mfu.peak_flops_per_device(device.device_kind, model.audio.transformer.dtype)
-    logger = MetricsLogger(workdir)
-    logger.write_hparams({"config": json.dumps(experiment.as_dict(config))})
-    if jax.process_index() == 0:
-        write_data_info(config, workdir)
-        experiment.write(config, workdir)
+    # First, so that a directory that cannot be written fails in seconds, before any work.
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint)
-    try:
+    with contextlib.ExitStack() as cleanup:  # closed last to first
+        cleanup.callback(checkpointer.close)
+        trainer = build_from_config(config)
+        checkpointer.check_resumable(trainer.abstract)  # before config.json is overwritten
+        buckets = pipeline_cfg.bucket_frames
+        to_global = make_to_global(trainer, pipeline_cfg)
+        if buckets:
+            shapes = tuple(dict.fromkeys((*buckets, pipeline_cfg.max_frames)))
+            log.info(
+                "bucketing: each global batch is padded to one of %s frames; the step "
+                "compiles once per shape it meets (at most %d)",
+                shapes,
+                len(shapes),
+            )
+        iterator = make_iterator(config, "train")
+        cleanup.callback(iterator.close)
+        evals = make_evals(config, trainer, to_global, workdir)
+        flops = mfu.train_step_flops(
+            model,
+            pipeline_cfg.global_batch_size,
+            pipeline_cfg.max_frames,
+            pipeline_cfg.max_text_len,
+        )
+        device = jax.devices()[0]
+        peak = mfu.peak_flops_per_device(device.device_kind, model.audio.transformer.dtype)
+        logger = MetricsLogger(workdir)
+        cleanup.callback(logger.close)
+        logger.write_hparams({"config": json.dumps(experiment.as_dict(config))})
+        if jax.process_index() == 0:
+            write_data_info(config, workdir)
+            experiment.write(config, workdir)
         return loop.train(
             trainer,
             iterator,
@@ -260,10 +270,6 @@ def run(config: ExperimentConfig, workdir: str) -> dict[str, Any]:
                 else None
             ),
         )
-    finally:
-        checkpointer.close()
-        logger.close()
-        iterator.close()
 
 
 def main(argv: list[str]) -> None:
@@ -291,6 +297,8 @@ def main(argv: list[str]) -> None:
     )
     try:
         run(config, _WORKDIR.value)
+    except (CheckpointWriteError, CheckpointMismatchError) as err:
+        raise SystemExit(f"checkpoint error: {err}") from None
     except FileNotFoundError as err:
         from audiolm_pt.data.pipeline import DatasetNotFoundError  # loaded if it was raised
 

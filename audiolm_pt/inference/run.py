@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import jax
+from etils import epath
 from flax import nnx
 
 from audiolm_pt import experiment
@@ -38,26 +39,24 @@ class Run:
         return self.config.data.pipeline.max_text_len
 
 
-def locate(path: str, step: int | None) -> tuple[Path, Path]:
-    """(workdir, step directory) for a workdir, its `checkpoints/` or one step's directory;
-    `step` None means the newest saved step."""
+def locate(path: str, step: int | None) -> tuple[Path, list[Path]]:
+    """(workdir, step directories to try in order) for a workdir, its `checkpoints/` or one
+    step's directory; `step` None means the newest saved step, falling back to older ones."""
     root = Path(path).resolve()
     if not root.exists():
         raise FileNotFoundError(f"{path}: no such run directory")
     if (root / "state").is_dir():
         if step is not None and int(root.name) != step:
             raise ValueError(f"{path} is step {root.name}, not step {step}")
-        return root.parents[1], root
+        return root.parents[1], [root]
     ckpt_dir = root if root.name == "checkpoints" else root / "checkpoints"
-    workdir = ckpt_dir.parent
-    steps = sorted(int(p.name) for p in ckpt_dir.glob("*") if p.name.isdigit())
+    steps = sorted((int(p.name) for p in ckpt_dir.glob("*") if p.name.isdigit()), reverse=True)
     if not steps:
         raise FileNotFoundError(f"{path}: no checkpoint under {ckpt_dir}")
-    if step is None:
-        step = steps[-1]
-    if step not in steps:
-        raise FileNotFoundError(f"{path}: no checkpoint for step {step}; saved: {steps}")
-    return workdir, ckpt_dir / str(step)
+    if step is not None and step not in steps:
+        raise FileNotFoundError(f"{path}: no checkpoint for step {step}; saved: {steps[::-1]}")
+    chosen = [step] if step is not None else steps
+    return ckpt_dir.parent, [ckpt_dir / str(s) for s in chosen]
 
 
 def _single_device(tree):
@@ -68,21 +67,24 @@ def _single_device(tree):
 def load_run(
     path: str, step: int | None = None, *, random_init: bool = False, seed: int = 0
 ) -> Run:
-    """The run at `path` at `step` (newest when None). With `random_init` the parameters are a
-    fresh initialisation from `seed` instead of a checkpoint (the untrained baseline)."""
+    """The run at `path` at `step` (newest when None: a corrupt newest step is named in a
+    warning and the previous one loaded). With `random_init` the parameters are a fresh
+    initialisation from `seed` instead of a checkpoint (the untrained baseline). Raises
+    `CheckpointCorruptError` or `CheckpointMismatchError` naming the step directory."""
     if random_init:
-        workdir, step_dir = Path(path).resolve(), None
+        workdir, candidates = Path(path).resolve(), []
         if not (workdir / CONFIG_NAME).is_file():
             workdir = locate(path, step)[0]
     else:
-        workdir, step_dir = locate(path, step)
+        workdir, candidates = locate(path, step)
     config = experiment.read(workdir)
     model = AudioTextModel(config.model, rngs=nnx.Rngs(seed))
     loaded_step = -1
-    if step_dir is not None:
+    if candidates:
         params = nnx.state(model, nnx.Param)
-        restored = load_params(str(step_dir), "all", params, _single_device(params))
+        steps = [epath.Path(p) for p in candidates]
+        restored, where = load_params(steps, "all", params, _single_device(params))
         nnx.update(model, restored)
-        loaded_step = int(step_dir.name)
+        loaded_step = int(where.name)
     log.info("loaded %s at step %d", workdir, loaded_step)
     return Run(os.fspath(workdir), config, model, experiment.tokenizer_of(config), loaded_step)

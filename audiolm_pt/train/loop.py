@@ -6,7 +6,9 @@ step k+1 has been dispatched. Step time is the host's time between consecutive d
 
 SIGTERM (preemption) makes the loop save at the next step boundary and return normally, so
 the process exits 0 and a restart resumes from that step. K consecutive non-finite steps
-stop the run with `NonFiniteError`; the last checkpoint predates them.
+stop the run with `NonFiniteError`; the last checkpoint predates them. A checkpoint that
+cannot be written is logged and training goes on to the next one (see `Checkpointer.save`);
+the run stops with `CheckpointWriteError` when its last save fails or several fail in a row.
 """
 
 import dataclasses
@@ -159,7 +161,8 @@ def train(
             due = [ev for ev in evals if step % ev.every_steps == 0]
             preempted = preemption.reached(step)
             at_checkpoint = bool(checkpoint_every and step % checkpoint_every == 0)
-            saving = preempted or step == cfg.num_steps or at_checkpoint
+            last = preempted or step == cfg.num_steps
+            saving = last or at_checkpoint
             if due or saving:  # the step's own line first, then its evaluations
                 flush(pending)
                 pending = None
@@ -167,7 +170,7 @@ def train(
                 results = ev.fn(state)
                 progress.evaluation(step, ev.name, results)
                 logger.write_scalars(step, {f"eval/{ev.name}/{k}": v for k, v in results.items()})
-            if saving and checkpointer.save(step, state, iterator):
+            if saving and checkpointer.save(step, state, iterator, last=last):
                 last_saved = step
             if preempted:
                 log.warning("preempted: saved step %d, stopping", step)
