@@ -11,9 +11,12 @@ over sources), global_batch_size, status (of the sweep point), step, examples_se
 `source` is "train" (rows of `metrics.jsonl`), "heldout" (the held-out loss evaluator's
 `eval/heldout_loss/<metric>` keys, named `<metric>`) or "eval" (`DIR/eval/<step>.json` of
 `audiolm_pt.evaluate`, numeric leaves of its results joined with "/", e.g.
-`retrieval/audio_to_text/R@1`). The evaluation scalars that the evaluator also logs to
-`metrics.jsonl` are taken from the JSON file when it has that evaluator at that step, and
-from `metrics.jsonl` otherwise. A step logged twice (a resumed run) keeps its last value.
+`retrieval/audio_to_text/R@1`). A variant evaluation (a clip limit, another dataset or
+features; `DIR/eval/<step>.<variant>.json` and `eval@<variant>/` keys) has source
+"eval@<variant>", so it is never mistaken for the standard one. The evaluation scalars that
+the evaluator also logs to `metrics.jsonl` are taken from the JSON file when it has that
+evaluator at that step, and from `metrics.jsonl` otherwise. A step logged twice (a resumed
+run) keeps its last value.
 
 Unreadable files and lines are skipped and counted by reason in the summary; nothing stops
 the collection. Runs without `sweep_point.json` are collected with empty tags and status.
@@ -45,7 +48,8 @@ FIXED_TAIL = (
 )
 HELDOUT_PREFIX = "eval/heldout_loss/"
 EVAL_PREFIX = "eval/"
-_EVAL_FILE = re.compile(r"^(\d+)\.json$")
+VARIANT_PREFIX = "eval@"
+_EVAL_FILE = re.compile(r"^(\d+)(?:\.([a-z0-9_-]+))?\.json$")
 
 
 class Collection:
@@ -128,7 +132,7 @@ def _run_rows(root: str, run: str, skipped: collections.Counter) -> pd.DataFrame
     records = []
     for step, source, metric, value in _metrics_rows(run, skipped):
         evaluator = metric.split("/", 1)[0]
-        if source == "eval" and (step, evaluator) in covered:
+        if (step, source, evaluator) in covered:
             continue
         records.append((step, source, metric, value))
     records += evals
@@ -147,7 +151,8 @@ def _run_rows(root: str, run: str, skipped: collections.Counter) -> pd.DataFrame
 
 def _metrics_rows(run: str, skipped: collections.Counter) -> Iterator[tuple]:
     """(step, source, metric, value) of metrics.jsonl; eval/ keys other than the held-out
-    loss come back with source "eval" and the "eval/" prefix removed."""
+    loss come back with source "eval" and the "eval/" prefix removed, eval@<variant>/ keys
+    with source "eval@<variant>"."""
     path = os.path.join(run, "metrics.jsonl")
     if not os.path.exists(path):
         return
@@ -174,12 +179,15 @@ def _metrics_rows(run: str, skipped: collections.Counter) -> Iterator[tuple]:
                     yield step, "heldout", key[len(HELDOUT_PREFIX) :], float(value)
                 elif key.startswith(EVAL_PREFIX):
                     yield step, "eval", key[len(EVAL_PREFIX) :], float(value)
+                elif key.startswith(VARIANT_PREFIX) and "/" in key:
+                    source, metric = key.split("/", 1)
+                    yield step, source, metric, float(value)
                 else:
                     yield step, "train", key, float(value)
 
 
 def _eval_rows(run: str, skipped: collections.Counter) -> tuple[list[tuple], set[tuple]]:
-    """(rows of DIR/eval/<step>.json, the (step, evaluator) pairs they cover)."""
+    """(rows of DIR/eval/<step>[.<variant>].json, the (step, source, evaluator) they cover)."""
     rows, covered = [], set()
     eval_dir = os.path.join(run, "eval")
     names = sorted(os.listdir(eval_dir)) if os.path.isdir(eval_dir) else []
@@ -194,8 +202,9 @@ def _eval_rows(run: str, skipped: collections.Counter) -> tuple[list[tuple], set
                 skipped["eval json without results"] += 1
             continue
         step = int(match.group(1))
-        covered.update((step, evaluator) for evaluator in results)
-        rows += [(step, "eval", metric, v) for metric, v in scalars(results).items()]
+        source = f"{VARIANT_PREFIX}{match.group(2)}" if match.group(2) else "eval"
+        covered.update((step, source, evaluator) for evaluator in results)
+        rows += [(step, source, metric, v) for metric, v in scalars(results).items()]
     return rows, covered
 
 

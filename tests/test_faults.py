@@ -1,12 +1,14 @@
 """Fault injection: damage a run's inputs or outputs on purpose and check that nothing is lost
 silently and nothing wrong is reported (issue 15). Each test fails on the code before its fix.
 
-So far: caption manifests (CSV) with an unbalanced quote, a byte-order mark, duplicated rows;
+Here: caption manifests (CSV) with an unbalanced quote, a byte-order mark, duplicated rows;
 a dataset that is not where data_dir points; evaluation options that are not a JSON object;
 a truncated WAV; the embed CLI's output directory, atomic outputs, stale errors file and
-bounded memory.
+bounded memory; a clip-limited evaluation beside the full one. Checkpoint faults are in
+`test_faults_checkpoints.py`, killed workers in `test_faults_processes.py`.
 """
 
+import dataclasses
 import json
 import os
 
@@ -15,13 +17,19 @@ import pytest
 import soundfile as sf
 from test_api import tiny_run
 from test_builders_formats import read_split, write_audio
+from test_evaluate_suite import _run, _split
 
-from audiolm_pt import embed
+from audiolm_pt import collect, embed, experiment
+from audiolm_pt.analysis import run_files
 from audiolm_pt.api import AudioModel
 from audiolm_pt.audio import AudioError, load_audio
 from audiolm_pt.data import pipeline
 from audiolm_pt.data.builders.tfds_builder import build_dataset
 from audiolm_pt.evaluate import __main__ as evaluate_cli
+from audiolm_pt.evaluate import context as context_lib
+from audiolm_pt.evaluate import runner
+from audiolm_pt.evaluate.context import DataSpec
+from audiolm_pt.evaluate.data import Split
 
 
 def _report(builder, split: str) -> dict:
@@ -160,3 +168,46 @@ def test_embed_files_holds_one_chunk_of_features_at_a_time(monkeypatch):
     np.testing.assert_allclose(chunked, whole, atol=1e-6, equal_nan=True)
     assert np.isnan(chunked[4]).all()
     assert not np.isnan(np.delete(chunked, 4, axis=0)).any()
+
+
+def test_a_limited_evaluation_never_replaces_the_full_one(tmp_path, monkeypatch):
+    """`--limit=40` used to overwrite eval/<step>.json and add a second row for the step that
+    `collect` preferred; now it is filed, logged and collected as a variant."""
+    run = _run("contrastive", tmp_path)
+    experiment.write(run.config, str(tmp_path))
+    test_clips = _split(12, 2).clips
+    monkeypatch.setattr(
+        context_lib,
+        "read_split",
+        lambda name, split, data_dir, limit, cfg: Split(test_clips[:limit], {}),
+    )
+    full = DataSpec.from_config(run.config)
+    options = {"retrieval": {"num_examples": 2}}
+    for data in (full, dataclasses.replace(full, limit=5)):
+        results = runner.evaluate_run(run, ["retrieval"], options, data=data)
+        runner.write_results(run.workdir, run.step, results)
+    eval_dir = tmp_path / "eval"
+    assert sorted(os.listdir(eval_dir)) == [
+        "0.json",
+        "0.limit5.json",
+        "0.limit5_retrieval_examples.json",
+        "0_retrieval_examples.json",
+    ]
+    standard = json.loads((eval_dir / "0.json").read_text())
+    limited = json.loads((eval_dir / "0.limit5.json").read_text())
+    assert standard["results"]["retrieval"]["num_captions"] == 2 * 12
+    assert (standard["variant"], standard["dataset"]["limit"]) == ("", None)
+    assert limited["results"]["retrieval"]["num_captions"] == 2 * 5
+    assert (limited["variant"], limited["dataset"]["limit"]) == ("limit5", 5)
+    assert run_files.eval_steps(tmp_path) == [0]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [sorted(row)[0] for row in rows] == [
+        "eval/retrieval/audio_to_text/R@1",
+        "eval@limit5/retrieval/audio_to_text/R@1",
+    ]
+    table = collect.collect(str(tmp_path)).table
+    captions = table[table["metric"] == "retrieval/num_captions"]
+    assert dict(zip(captions["source"], captions["value"], strict=True)) == {
+        "eval": 24.0,
+        "eval@limit5": 10.0,
+    }

@@ -4,7 +4,9 @@
         [--options='{"zero_shot": {"tasks": ["instrument_family"]}}'] [--data_dir=TFDS_DIR]
         [--baseline=random|logmel_stats|mfcc_stats --output=FILE.json] [--summary=FILE.txt]
 
-Without `--baseline` the results go to DIR/eval/<step>.json and the run's metrics; a
+Without `--baseline` the results go to DIR/eval/<step>.json and the run's metrics; with
+`--limit` or another `--dataset` they are a variant, filed as DIR/eval/<step>.<variant>.json
+(e.g. `1200.limit40.json`) and `eval@<variant>/` metrics, never over the full evaluation; a
 baseline (the run's config randomly initialised, or log-mel or MFCC statistics fed to the same
 probes) is written only to `--output`. The numbers go to stdout as JSON; a summary table (each
 probe beside its hand-crafted baselines, retrieval, zero-shot) goes to stderr and `--summary`,

@@ -3,10 +3,18 @@ split's clip encodings (computed once), and where it may write side files for th
 `features` picks the representation: the model's encoder, or one of the hand-crafted
 baselines of `handcrafted` (frames = log-mel or MFCC frames averaged to the encoder's 40 ms
 token rate, pooled = the full-rate frames' mean and std);
-`encoded(role, features=...)` reads another representation of the same clips."""
+`encoded(role, features=...)` reads another representation of the same clips.
+
+An evaluation is the run's *standard* one when it reads the run's own dataset and splits, every
+clip, with the model's features; any other is a *variant* with a label naming what differs
+(`variant_label`, e.g. "limit40" or "mfcc_stats-ds_other"), under which its results and side
+files are filed apart, so that it never replaces the standard one."""
 
 import dataclasses
+import hashlib
+import json
 import os
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -53,6 +61,29 @@ def handcrafted_encoding(features: np.ndarray, baseline: str) -> Encoded:
     )
 
 
+def stem(step: int, variant: str) -> str:
+    """The file-name stem of a step's evaluation: "<step>" or "<step>.<variant>"."""
+    return f"{step}.{variant}" if variant else str(step)
+
+
+def variant_label(data: DataSpec | None, config: ExperimentConfig, features: str) -> str:
+    """ "" for the standard evaluation of a run of `config`, else what differs from it: the
+    features, dataset, splits and clip limit, joined by "-" (letters, digits and "_" only).
+    Without `data` (splits handed over in memory) only the features count."""
+    parts = [] if features == "model" else [features]
+    if data is None:
+        return "-".join(parts)
+    standard = DataSpec.from_config(config)
+    if data.name != standard.name:
+        parts.append("ds_" + re.sub(r"[^a-z0-9]+", "_", data.name.lower()).strip("_"))
+    if data.splits != standard.splits:
+        digest = hashlib.sha1(json.dumps(data.splits, sort_keys=True).encode()).hexdigest()
+        parts.append("splits_" + digest[:8])
+    if data.limit is not None:
+        parts.append(f"limit{data.limit}")
+    return "-".join(parts)
+
+
 class Context:
     def __init__(
         self,
@@ -69,6 +100,7 @@ class Context:
         self.run = run
         self.data = data
         self.features = features
+        self.variant = variant_label(data, run.config, features)
         self.inference = Inference(
             run.model, run.tokenizer, max_text_len=run.max_text_len, batch_size=batch_size
         )
@@ -95,13 +127,14 @@ class Context:
         return split
 
     def artefact_path(self, suffix: str) -> str | None:
-        """`DIR/eval/<step>_<suffix>` (its folder created) for a side file of this step's
-        evaluation; None for a randomly initialised run, which has no step to file it under."""
+        """`DIR/eval/<step>_<suffix>` (`<step>.<variant>_<suffix>` for a variant; its folder
+        created) for a side file of this step's evaluation; None for a randomly initialised
+        run, which has no step to file it under."""
         if self.run.step < 0:
             return None
         out_dir = os.path.join(self.run.workdir, "eval")
         os.makedirs(out_dir, exist_ok=True)
-        return os.path.join(out_dir, f"{self.run.step}_{suffix}")
+        return os.path.join(out_dir, f"{stem(self.run.step, self.variant)}_{suffix}")
 
     def clips(self, role: str) -> list[Clip]:
         return self.split(role).clips

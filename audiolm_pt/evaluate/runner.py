@@ -1,7 +1,9 @@
 """Runs evaluators on one saved step of a run (or a baseline of it) and records the results:
-`DIR/eval/<step>.json` (everything, with the clips skipped while reading, by reason), and the
-numeric figures as `eval/<evaluator>/...` scalars through the run's clu writers and
-`metrics.jsonl`."""
+`DIR/eval/<step>.json` (everything, with the clips skipped while reading, by reason, and each
+evaluator's options), and the numeric figures as `eval/<evaluator>/...` scalars through the
+run's clu writers and `metrics.jsonl`. A variant evaluation (a clip limit, another dataset or
+features: `context.variant_label`) goes to `DIR/eval/<step>.<variant>.json` and
+`eval@<variant>/...` scalars instead, beside the standard one and never over it."""
 
 import json
 import logging
@@ -10,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from audiolm_pt.evaluate import registry
-from audiolm_pt.evaluate.context import Context, DataSpec
+from audiolm_pt.evaluate.context import Context, DataSpec, stem
 from audiolm_pt.inference.run import Run, load_run
 from audiolm_pt.run_metrics import MetricsLogger
 
@@ -34,26 +36,50 @@ def evaluate_run(
     return {
         "step": run.step,
         "features": features,
-        "dataset": {"name": data.name, "splits": data.splits, "skipped": context.skipped},
+        "variant": context.variant,
+        "dataset": {
+            "name": data.name,
+            "splits": data.splits,
+            "limit": data.limit,
+            "skipped": context.skipped,
+        },
+        "options": {name: dict((options or {}).get(name, {})) for name in evals},
         "results": results,
     }
 
 
 def save_json(workdir: str, step: int, results: Mapping[str, Any]) -> str:
-    """Writes `workdir/eval/<step>.json`, keeping other evaluators' results already there for
-    that step; returns the path."""
+    """Writes `workdir/eval/<step>[.<variant>].json`, keeping other evaluators' results
+    already there for that step (an evaluator run again replaces its own, with a warning when
+    its options changed); returns the path."""
     out_dir = os.path.join(workdir, "eval")
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"{step}.json")
+    path = os.path.join(out_dir, f"{stem(step, results.get('variant', ''))}.json")
     merged = dict(results)
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             previous = json.load(f)
+        before = previous.get("options", {})
+        for name, options in results.get("options", {}).items():
+            if name in previous.get("results", {}) and before.get(name, {}) != options:
+                log.warning(
+                    "%s: %s results computed with options %s replaced by options %s",
+                    path,
+                    name,
+                    before.get(name, {}),
+                    options,
+                )
         merged["results"] = {**previous.get("results", {}), **results["results"]}
+        merged["options"] = {**before, **results.get("options", {})}
     with open(path, "w", encoding="utf-8") as f:
         json.dump(merged, f, indent=2, sort_keys=True)
     log.info("evaluation of step %d written to %s", step, path)
     return path
+
+
+def scalar_prefix(variant: str) -> str:
+    """The metrics key prefix of an evaluation: "eval/", or "eval@<variant>/"."""
+    return f"eval@{variant}/" if variant else "eval/"
 
 
 def write_results(workdir: str, step: int, results: Mapping[str, Any]) -> str:
@@ -61,7 +87,8 @@ def write_results(workdir: str, step: int, results: Mapping[str, Any]) -> str:
     path = save_json(workdir, step, results)
     logger = MetricsLogger(workdir)
     try:
-        logger.write_scalars(step, registry.scalars(results["results"], "eval/"))
+        prefix = scalar_prefix(results.get("variant", ""))
+        logger.write_scalars(step, registry.scalars(results["results"], prefix))
     finally:
         logger.close()
     return path
