@@ -35,6 +35,7 @@ from absl import flags
 
 from audiolm_pt.audio import frontend
 from audiolm_pt.data import transforms
+from audiolm_pt.data.parent_watch import exit_with_parent
 from audiolm_pt.data.pipeline_config import PipelineConfig, kept_records, split_label_tasks
 from audiolm_pt.data.processing import ExampleProcessor, Processed, task_labels
 from audiolm_pt.text import Tokenizer, load_tokenizer
@@ -94,7 +95,9 @@ def make_dataset(
         # them to JAX, which may alias host buffers, so shared-memory blocks outlived their
         # batches and leaked at exit (a few MB a batch: the copy costs milliseconds).
         no_shm = grain.experimental.DatasetOptions(min_shm_size=_NO_SHARED_MEMORY)
-        ds = grain.experimental.WithOptionsIterDataset(ds, no_shm).mp_prefetch(options)
+        ds = grain.experimental.WithOptionsIterDataset(ds, no_shm).mp_prefetch(
+            options, worker_init_fn=exit_with_parent
+        )
     return ds
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
+from audiolm_pt.data.parent_watch import exit_with_parent
+
 
 @contextlib.contextmanager
 def worker_pool(workers: int) -> Iterator[Executor | None]:
@@ -21,13 +23,13 @@ def worker_pool(workers: int) -> Iterator[Executor | None]:
 
     Spawned, not forked: the parent has TensorFlow and JAX threads running, and forking a
     multithreaded process can deadlock. Processes start on the first task, so an unused pool
-    costs nothing.
+    costs nothing; each exits when the building process is gone, however it died.
     """
     if workers <= 1:
         yield None
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=exit_with_parent) as pool:
         yield pool
 
 
