@@ -211,3 +211,16 @@ def test_a_limited_evaluation_never_replaces_the_full_one(tmp_path, monkeypatch)
         "eval": 24.0,
         "eval@limit5": 10.0,
     }
+
+
+def test_a_caption_of_5000_characters_is_kept_and_noted(tmp_path):
+    src = tmp_path / "clotho"
+    long_caption = "a dog barks " * 417  # 5,004 characters, as a merged row would give
+    lines = ["file_name,caption_1", f"c0.wav,{long_caption}", "c1.wav,a short caption"]
+    for k in range(2):
+        write_audio(src / "development" / f"c{k}.wav", 0.5)
+    (src / "clotho_captions_development.csv").write_text("\n".join(lines) + "\n")
+    builder = build_dataset(src, tmp_path / "data", format="clotho")
+    assert read_split(builder, "train")["c0.wav"]["captions"] == [long_caption.strip()]
+    report = _report(builder, "train")
+    assert report["long_captions"] == {"over_1000_chars": {"count": 1, "ids": ["c0.wav"]}}

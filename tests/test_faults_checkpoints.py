@@ -57,21 +57,29 @@ def _save_two_steps(trainer, directory):
     return first, second
 
 
-@pytest.mark.parametrize("how", ["metadata deleted", "data truncated", "bits flipped"])
-def test_a_damaged_newest_step_is_moved_aside_and_saved_afresh(trainer, tmp_path, how, caplog):
-    first, second = _save_two_steps(trainer, tmp_path)
-    _damage(tmp_path / "4", how)
-    ckpt = checkpointing.Checkpointer(str(tmp_path), CheckpointConfig())
+def test_damaged_newest_steps_are_moved_aside_and_saved_afresh(trainer, tmp_path, caplog):
+    """Steps 4, 6 and 8 damaged three ways: the restore falls back to step 2, and the resumed
+    run's save of step 4 does not collide with the damaged one."""
+    first = trainer.init()
+    ckpt = checkpointing.Checkpointer(str(tmp_path), CheckpointConfig(keep_last=4))
+    for step in (2, 4, 6, 8):
+        ckpt.save(step, dict(first, step=first["step"] + step), _iterator())
+    ckpt.close()
+    damage = {8: "metadata deleted", 6: "data truncated", 4: "bits flipped"}
+    for step, how in damage.items():
+        _damage(tmp_path / str(step), how)
+    ckpt = checkpointing.Checkpointer(str(tmp_path), CheckpointConfig(keep_last=4))
     with caplog.at_level(logging.WARNING):
         restored = ckpt.restore_latest(trainer.abstract, trainer.shardings, _iterator())
-    assert _equal(restored, first)
-    assert f"{tmp_path}/4 does not restore" in caplog.text
-    assert f"moved it to {tmp_path}/corrupt/4" in caplog.text
-    assert (tmp_path / "corrupt" / "4" / "state").is_dir()
-    # The resumed run reaches step 4 again: its save must not collide with the damaged one.
+    assert _equal(restored, dict(first, step=first["step"] + 2))
+    for step in damage:
+        assert f"{tmp_path}/{step} does not restore" in caplog.text
+        assert f"moved it to {tmp_path}/corrupt/{step} " in caplog.text
+        assert (tmp_path / "corrupt" / str(step) / "state").is_dir()
+    second = dict(first, step=first["step"] + 4)
     assert ckpt.save(4, second, _iterator())
     ckpt.close()
-    ckpt = checkpointing.Checkpointer(str(tmp_path), CheckpointConfig())
+    ckpt = checkpointing.Checkpointer(str(tmp_path), CheckpointConfig(keep_last=4))
     assert ckpt.all_steps() == [2, 4]
     assert _equal(ckpt.restore_latest(trainer.abstract, trainer.shardings, _iterator()), second)
     ckpt.close()

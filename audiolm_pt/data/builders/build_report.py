@@ -6,13 +6,15 @@ from pathlib import Path
 
 # skipped_clips: clip not written; malformed_rows: manifest rows that are not clips;
 # dropped_captions / dropped_labels: removed from a clip that may still be written;
-# long_clips: clips windowed or truncated (not errors).
+# long_clips: clips windowed or truncated; long_captions: captions kept whole although the
+# tokenizer reads only their first max_text_len tokens (neither is an error).
 CATEGORIES = (
     "skipped_clips",
     "malformed_rows",
     "dropped_captions",
     "dropped_labels",
     "long_clips",
+    "long_captions",
 )
 
 

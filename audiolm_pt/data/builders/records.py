@@ -8,6 +8,9 @@ from typing import Any, NamedTuple
 
 from audiolm_pt.data.schema import CAPTION_STYLES
 
+# Clotho and AudioCaps captions stay under 300 characters, WavCaps' under 1,000.
+LONG_CAPTION_CHARS = 1000
+
 
 @dataclasses.dataclass(frozen=True)
 class ClipRecord:
@@ -42,6 +45,13 @@ def is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def caption_note(text: str) -> str | None:
+    """A remark on a usable caption, for the build report: one longer than any caption corpus
+    writes is more likely a parsing accident (a merged row, a description field) than a
+    caption."""
+    return f"over_{LONG_CAPTION_CHARS}_chars" if len(text) > LONG_CAPTION_CHARS else None
 
 
 def caption_problem(text: str, style: str) -> str | None:

@@ -21,6 +21,7 @@ from audiolm_pt.data.builders.parallel import ordered_map, worker_pool
 from audiolm_pt.data.builders.records import (
     ClipRecord,
     MalformedRow,
+    caption_note,
     caption_problem,
     is_utf8,
 )
@@ -141,8 +142,11 @@ def _usable_clips(items, report: BuildReport) -> Iterator[tuple[ClipRecord, list
             problem = caption_problem(text, style)
             if problem:
                 report.count("dropped_captions", problem, item.id)
-            else:
-                captions.append((text.strip(), style))
+                continue
+            captions.append((text.strip(), style))
+            note = caption_note(text.strip())
+            if note:
+                report.count("long_captions", note, item.id)
         labels = []
         for key, value in item.labels:
             if is_utf8(key) and is_utf8(value):
