@@ -12,7 +12,8 @@ import dataclasses
 
 from audiolm_pt.data.pipeline_config import PipelineConfig
 
-SCHEDULES = ("cosine", "rsqrt", "constant")
+SCHEDULES = ("cosine", "rsqrt", "constant", "eden")
+OPTIMIZERS = ("adamw", "scaled_adam")
 INIT_MODES = ("all", "encoder")
 DATA_SOURCES = ("tfds", "synthetic")
 
@@ -24,16 +25,69 @@ def _require(checks: dict[str, bool], section: str, config: object) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimizerConfig:
-    """AdamW hyper-parameters and the learning-rate schedule.
+class ScaledAdamConfig:
+    """ScaledAdam's own settings (`optimizer.scaled_adam`), with the reference's defaults: updates
+    scaled by each tensor's rms, kept within [param_min_rms, param_max_rms]; one-element
+    tensors at `scalar_lr_scale` times the rate, clamped to ±scalar_max; the scale learnt every
+    `size_update_period` steps; gradients clipped to `clipping_scale` (0: never) times the
+    median norm of the last `clipping_update_period` steps."""
 
-    `schedule`: linear warmup over `warmup_steps` to `learning_rate`, then
+    clipping_scale: float = 2.0
+    scalar_lr_scale: float = 0.1
+    param_min_rms: float = 1e-5
+    param_max_rms: float = 3.0
+    scalar_max: float = 10.0
+    size_update_period: int = 4
+    clipping_update_period: int = 100
+
+    def __post_init__(self):
+        checks = {
+            "clipping_scale": self.clipping_scale >= 0,
+            "scalar_lr_scale": self.scalar_lr_scale > 0,
+            "param_min_rms": 0 < self.param_min_rms < self.param_max_rms,
+            "scalar_max": self.scalar_max > 0,
+            "size_update_period": self.size_update_period >= 1,
+            "clipping_update_period": self.clipping_update_period >= 1,
+        }
+        _require(checks, "optimizer.scaled_adam", self)
+
+
+@dataclasses.dataclass(frozen=True)
+class EdenConfig:
+    """The Eden schedule's constants: the rate falls as ((t² + lr_steps²)/lr_steps²)^-¼ in
+    steps t and likewise in epochs of data (t / steps_per_epoch; 0 leaves that factor out);
+    the warmup rises linearly from `warmup_start` of the rate over `optimizer.warmup_steps`."""
+
+    lr_steps: float = 7500.0
+    lr_epochs: float = 3.5
+    steps_per_epoch: int = 0
+    warmup_start: float = 0.5
+
+    def __post_init__(self):
+        checks = {
+            "lr_steps": self.lr_steps > 0,
+            "lr_epochs": self.lr_epochs > 0,
+            "steps_per_epoch": self.steps_per_epoch >= 0,
+            "warmup_start": 0.0 <= self.warmup_start <= 1.0,
+        }
+        _require(checks, "optimizer.eden", self)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """The optimizer and its learning-rate schedule.
+
+    `name`: `adamw` (with `weight_decay` and global-norm clipping at `clip_norm`) or
+    `scaled_adam` (Zipformer's; no weight decay, its own clipping: `scaled_adam`). Both use
+    `b1`, `b2`, `eps`. `schedule`: linear warmup over `warmup_steps` to `learning_rate`, then
     `cosine` decay to `end_lr_fraction * learning_rate` at `total_steps`, `rsqrt` decay
-    `learning_rate * sqrt(rsqrt_timescale / (step - warmup + rsqrt_timescale))`, or `constant`.
+    `learning_rate * sqrt(rsqrt_timescale / (step - warmup + rsqrt_timescale))`, or `constant`;
+    or `eden` (its own warmup and decay: `eden`).
     `frozen`: top-level module names (or path prefixes like `text_encoder/word`) whose
     parameters get no updates and carry no optimizer state.
     """
 
+    name: str = "adamw"
     learning_rate: float = 1e-4
     schedule: str = "cosine"
     warmup_steps: int = 0
@@ -45,8 +99,12 @@ class OptimizerConfig:
     weight_decay: float = 0.01
     clip_norm: float = 1.0
     frozen: tuple[str, ...] = ()
+    scaled_adam: ScaledAdamConfig = dataclasses.field(default_factory=ScaledAdamConfig)
+    eden: EdenConfig = dataclasses.field(default_factory=EdenConfig)
 
     def __post_init__(self):
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"optimizer.name={self.name!r}: expected one of {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"optimizer.schedule={self.schedule!r}: expected one of {SCHEDULES}")
         checks = {

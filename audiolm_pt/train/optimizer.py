@@ -1,5 +1,6 @@
-"""The optimizer: AdamW with a warmup + cosine / rsqrt / constant schedule, global-norm
-clipping, a weight-decay mask, and optionally frozen sub-trees (e.g. a pretrained text tower).
+"""The optimizer: AdamW with global-norm clipping and a weight-decay mask, or ScaledAdam
+(`scaled_adam`); a warmup + cosine / rsqrt / constant schedule or Eden; optionally frozen
+sub-trees (e.g. a pretrained text tower).
 
 Everything works on the parameter tree that `nnx.split(model, nnx.Param)` returns, so paths
 are module attribute names (`text_encoder/layers/blocks/attn/query/kernel`).
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from audiolm_pt.experiment_sections import OptimizerConfig
+from audiolm_pt.train.scaled_adam import eden, scaled_adam
 
 # Leaf names that never decay: norm scales/offsets, biases, the logit scale and SigLIP bias.
 NO_DECAY_NAMES = frozenset({"bias", "scale", "log_scale"})
@@ -24,6 +26,9 @@ def make_schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
             f"optimizer.warmup_steps={cfg.warmup_steps} must be < total_steps={total_steps}"
         )
     peak, warmup = cfg.learning_rate, cfg.warmup_steps
+    if cfg.schedule == "eden":
+        e = cfg.eden
+        return eden(peak, e.lr_steps, e.lr_epochs, e.steps_per_epoch, warmup, e.warmup_start)
     if cfg.schedule == "cosine":
         decay = optax.cosine_decay_schedule(peak, total_steps - warmup, alpha=cfg.end_lr_fraction)
     elif cfg.schedule == "rsqrt":
@@ -60,6 +65,14 @@ def decay_mask(params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(decays, params)
 
 
+def stacked_mask(params: Any) -> Any:
+    """True for leaves whose leading axis stacks the layers of a `LayerStack` (under its
+    `blocks`), which ScaledAdam treats as one tensor per layer."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "blocks" in path_string(path).split("/"), params
+    )
+
+
 def is_frozen(path: str, frozen: tuple[str, ...]) -> bool:
     return any(path == p or path.startswith(p.rstrip("/") + "/") for p in frozen)
 
@@ -78,14 +91,24 @@ def make_optimizer(
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """The optax transformation and its learning-rate schedule.
 
-    Clipping sees only trainable gradients, so a frozen tower does not eat the clip budget.
+    Clipping (AdamW's and ScaledAdam's) sees only trainable gradients, so a frozen tower
+    does not eat the clip budget.
     `params` is needed to check that every `frozen` prefix names something.
     """
     schedule = make_schedule(cfg, total_steps)
-    adamw = optax.adamw(
-        schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay, mask=decay_mask
-    )
-    tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), adamw) if cfg.clip_norm else adamw
+    if cfg.name == "scaled_adam":
+        tx = scaled_adam(schedule, cfg.scaled_adam, cfg.b1, cfg.b2, cfg.eps, stacked_mask)
+    else:
+        tx = optax.adamw(
+            schedule,
+            b1=cfg.b1,
+            b2=cfg.b2,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+            mask=decay_mask,
+        )
+        if cfg.clip_norm:
+            tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)
     if not cfg.frozen:
         return tx, schedule
     paths = [path_string(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
