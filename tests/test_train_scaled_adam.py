@@ -10,9 +10,9 @@ import optax
 import pytest
 
 from audiolm_pt import experiment
-from audiolm_pt.experiment_sections import OptimizerConfig, ScaledAdamConfig
+from audiolm_pt.experiment_sections import ScaledAdamConfig
 from audiolm_pt.train import optimizer as optimizer_lib
-from audiolm_pt.train.scaled_adam import eden, scaled_adam
+from audiolm_pt.train.scaled_adam import ScaledAdamState, eden, scaled_adam
 
 B1, B2, LR = 0.9, 0.98, 0.1
 NO_CLIP = ScaledAdamConfig(clipping_scale=0.0, size_update_period=1000)
@@ -106,26 +106,46 @@ def test_eden_follows_its_formula(steps_per_epoch):
         np.testing.assert_allclose(float(schedule(t)), lr, rtol=1e-5)
 
 
-def test_selected_by_config_and_trains_a_model():
-    """`optimizer.name=scaled_adam` with the Eden schedule: a tiny model's loss falls over a
-    few steps on a fixed batch, and its stacked layers are counted per layer."""
+def _config(**optimizer):
     from audiolm_pt.models.config import preset
-    from audiolm_pt.train import synthetic
-    from audiolm_pt.train.build import build_from_config
 
     values = experiment.config_dict(preset("tiny", "contrastive")).to_dict()
     values["model"]["text"]["vocab_size"] = 500
     values["data"]["source"] = "synthetic"
-    values["optimizer"].update(name="scaled_adam", schedule="eden", learning_rate=0.03)
-    values["optimizer"]["eden"]["lr_steps"] = 100.0
-    config = experiment.parse(values)
-    assert config.optimizer == dataclasses.replace(
-        OptimizerConfig(),
-        name="scaled_adam",
-        schedule="eden",
-        learning_rate=0.03,
-        eden=dataclasses.replace(OptimizerConfig().eden, lr_steps=100.0),
-    )
+    values["optimizer"].update(optimizer)
+    return experiment.parse(values)
+
+
+def test_selected_by_config_over_a_model_s_sharded_parameters():
+    """`optimizer.name=scaled_adam` with Eden: the state of a tiny model's parameters is
+    sharded like them (per-tensor statistics replicated), and each stacked layer has its own."""
+    from audiolm_pt import sharding
+    from audiolm_pt.train.build import build_from_config
+
+    config = _config(name="scaled_adam", schedule="eden", learning_rate=0.03)
+    assert (config.optimizer.name, config.optimizer.schedule) == ("scaled_adam", "eden")
+    trainer = build_from_config(config, total_steps=10)
+    opt_state = trainer.abstract["opt_state"]
+    (state,) = [
+        x
+        for x in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, ScaledAdamState))
+        if isinstance(x, ScaledAdamState)
+    ]
+    params = trainer.abstract["params"]
+    stacked = jax.tree.leaves(optimizer_lib.stacked_mask(params))
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    for (path, leaf), is_stacked, rms in zip(leaves, stacked, state.param_rms, strict=True):
+        assert is_stacked == ("/blocks/" in optimizer_lib.path_string(path))
+        assert rms.shape == ((leaf.shape[0],) if is_stacked else ())
+    assert sharding.tree_shardings(opt_state, trainer.mesh, config.sharding.rules)
+
+
+@pytest.mark.slow
+def test_a_tiny_model_trains_with_it():
+    from audiolm_pt.train import synthetic
+    from audiolm_pt.train.build import build_from_config
+
+    config = _config(name="scaled_adam", schedule="eden", learning_rate=0.03)
     trainer = build_from_config(config, total_steps=10)
     state = trainer.init()
     batch = next(synthetic.SyntheticIterator(config.model, 8, 24, 8, seed=0))
@@ -134,9 +154,3 @@ def test_selected_by_config_and_trains_a_model():
         state, metrics = trainer.step(state, batch)
         losses.append(float(metrics["loss"]))
     assert losses[-1] < losses[0]
-    stacked = optimizer_lib.stacked_mask(state["params"])
-    paths = {
-        optimizer_lib.path_string(p): v for p, v in jax.tree_util.tree_leaves_with_path(stacked)
-    }
-    assert any(v for k, v in paths.items() if "/blocks/" in k)
-    assert not any(v for k, v in paths.items() if "/blocks/" not in k)
