@@ -1,6 +1,7 @@
 """The audio encoder: log-mel frames [B, T, n_mels] + bool mask -> token frames + mask.
 
-Two front-ends: `patch` (AST/ViT non-overlapping time x frequency patches, tokens ordered
+A Zipformer (`encoder="zipformer"`, see `models.zipformer`), or a transformer over one of two
+front-ends: `patch` (AST/ViT non-overlapping time x frequency patches, tokens ordered
 time-major) and `conv` (two stride-2 3x3 convolutions, one token per 4 input frames: 40 ms
 for a 10 ms hop). Padded input frames are zeroed and every intermediate is re-masked, so
 outputs on the valid part do not depend on how much padding follows. Token dropout (train
@@ -16,6 +17,7 @@ from flax import nnx
 
 from audiolm_pt.models import layers
 from audiolm_pt.models.config import AudioEncoderConfig
+from audiolm_pt.models.zipformer import Zipformer
 
 
 class ConvFrontend(nnx.Module):
@@ -86,6 +88,15 @@ class AudioEncoder(nnx.Module):
     def __init__(self, cfg: AudioEncoderConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
         t = cfg.transformer
+        if cfg.encoder == "zipformer":
+            self.zipformer = Zipformer(cfg.n_mels, cfg.zipformer, t, rngs=rngs)
+            factor = cfg.zipformer.output_downsampling
+            # Output frame k averages embed frames factor*k .. factor*k + factor - 1; embed frame
+            # u is centred on input frame 2u + 3.
+            self.hop_frames, self.tokens_per_step = 2 * factor, 1
+            self.centre_frame = 2 * (factor - 1) / 2 + 3
+            return
+        self.zipformer = None
         if cfg.frontend == "conv":
             self.frontend = ConvFrontend(cfg, rngs=rngs)
             self.hop_frames = 4
@@ -98,6 +109,7 @@ class AudioEncoder(nnx.Module):
             self.freq_pos = layers.embedding(
                 self.tokens_per_step, t.width, (None, "embed"), t, rngs=rngs
             )
+        self.centre_frame = (self.hop_frames - 1) / 2
         max_steps = -(-cfg.max_frames // self.hop_frames)
         self.time_pos = (
             layers.embedding(max_steps, t.width, (None, "embed"), t, rngs=rngs)
@@ -115,9 +127,11 @@ class AudioEncoder(nnx.Module):
         return self.hop_frames * self.cfg.input_hop_ms / 1000.0
 
     def token_times(self, num_tokens: int) -> np.ndarray:
-        """Centre time in seconds of each output token (time-major for patches)."""
+        """Centre time in seconds of each output token (time-major for patches), input frame f
+        being centred at (f + 0.5) hops."""
         steps = np.arange(num_tokens) // self.tokens_per_step
-        return (steps + 0.5) * self.output_hop_seconds
+        frames = steps * self.hop_frames + self.centre_frame + 0.5
+        return frames * self.cfg.input_hop_ms / 1000.0
 
     def _positions(self, x: jax.Array) -> jax.Array:
         n_t = x.shape[1]
@@ -146,6 +160,8 @@ class AudioEncoder(nnx.Module):
         t = self.cfg.transformer
         normalised = (features - self.cfg.input_mean) / self.cfg.input_std
         x = jnp.where(feature_mask[..., None], normalised, 0.0).astype(t.dtype)
+        if self.zipformer is not None:
+            return self.zipformer(x, feature_mask)
         x, mask = self.frontend(x, feature_mask)
         x = self._positions(x)
         b = x.shape[0]

@@ -57,10 +57,69 @@ class TransformerConfig(_Strict):
 
 
 @dataclasses.dataclass(frozen=True)
+class ZipformerConfig(_Strict):
+    """A Zipformer encoder (icefall's Zipformer2): stacks of `num_layers[i]` layers of width
+    `dims[i]` running at 1/`downsampling[i]` of the embed's frame rate, with `heads[i]` heads,
+    feed-forward width `ff_dims[i]` (its three modules use 3/4, 1 and 5/4 of it) and depthwise
+    kernels `kernels[i]`; the output (width max(dims)) is downsampled by
+    `output_downsampling`. `ZIPFORMER_SIZES` holds the reference's S, M and L."""
+
+    num_layers: tuple[int, ...] = (2, 2, 3, 4, 3, 2)
+    dims: tuple[int, ...] = (192, 256, 384, 512, 384, 256)
+    ff_dims: tuple[int, ...] = (512, 768, 1024, 1536, 1024, 768)
+    heads: tuple[int, ...] = (4, 4, 4, 8, 4, 4)
+    kernels: tuple[int, ...] = (31, 31, 15, 15, 15, 31)
+    downsampling: tuple[int, ...] = (1, 2, 4, 8, 4, 2)
+    query_head_dim: int = 32
+    value_head_dim: int = 12
+    pos_head_dim: int = 4
+    pos_dim: int = 48
+    output_downsampling: int = 2
+    embed_channels: tuple[int, int, int] = (8, 32, 128)
+
+    def __post_init__(self):
+        per_stack = ("num_layers", "dims", "ff_dims", "heads", "kernels", "downsampling")
+        lengths = {key: len(getattr(self, key)) for key in per_stack}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"zipformer stacks disagree in number: {lengths}")
+        for key in (*per_stack, "embed_channels"):
+            if min(getattr(self, key)) < 1:
+                raise ValueError(f"zipformer.{key}={getattr(self, key)} must be positive")
+        if any(k % 2 == 0 for k in self.kernels):
+            raise ValueError(f"zipformer.kernels={self.kernels} must be odd")
+        if self.pos_dim % 2:
+            raise ValueError(f"zipformer.pos_dim={self.pos_dim} must be even")
+
+    @property
+    def width(self) -> int:
+        return max(self.dims)
+
+
+ZIPFORMER_SIZES = {
+    "S": ZipformerConfig(
+        num_layers=(2, 2, 2, 2, 2, 2),
+        dims=(192, 256, 256, 256, 256, 256),
+        ff_dims=(512, 768, 768, 768, 768, 768),
+    ),
+    "M": ZipformerConfig(),
+    "L": ZipformerConfig(
+        num_layers=(2, 2, 4, 5, 4, 2),
+        dims=(192, 256, 512, 768, 512, 256),
+        ff_dims=(512, 768, 1536, 2048, 1536, 768),
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class AudioEncoderConfig(_Strict):
-    """Audio transformer over log-mel frames [B, T, n_mels]."""
+    """Audio encoder over log-mel frames [B, T, n_mels]: a transformer over a `patch` or
+    `conv` front end, or (`encoder="zipformer"`) a Zipformer with its own conv embed, whose
+    width `transformer.width` must equal (the transformer section also gives dtypes, remat
+    and scan)."""
 
     transformer: TransformerConfig = TransformerConfig()
+    encoder: Literal["transformer", "zipformer"] = "transformer"
+    zipformer: ZipformerConfig = ZipformerConfig()
     n_mels: int = 80
     input_hop_ms: float = 10.0
     frontend: Literal["patch", "conv"] = "conv"
@@ -79,12 +138,31 @@ class AudioEncoderConfig(_Strict):
     token_dropout_rate: float = 0.0
 
     def __post_init__(self):
+        _check_choice("encoder", self.encoder, ("transformer", "zipformer"))
         _check_choice("frontend", self.frontend, ("patch", "conv"))
         _check_choice("positions", self.positions, ("learned", "sinusoidal"))
         if not 0.0 <= self.token_dropout_rate < 1.0:
             raise ValueError(f"token_dropout_rate={self.token_dropout_rate} must be in [0, 1)")
         if self.input_std <= 0:
             raise ValueError(f"input_std={self.input_std} must be > 0")
+        if self.encoder == "zipformer":
+            self._check_zipformer()
+
+    def _check_zipformer(self) -> None:
+        """What the Zipformer cannot do, named by key."""
+        if self.transformer.width != self.zipformer.width:
+            raise ValueError(
+                f"transformer.width={self.transformer.width} must equal the zipformer's output "
+                f"width max(zipformer.dims)={self.zipformer.width}"
+            )
+        if self.frontend != "conv":
+            raise ValueError(f"frontend={self.frontend!r}: the zipformer has its own conv embed")
+        if self.token_dropout_rate:
+            raise ValueError("token_dropout_rate: not supported with encoder='zipformer'")
+        if self.max_frames < 9:
+            raise ValueError(
+                f"max_frames={self.max_frames}: the zipformer's embed needs at least 9 frames"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

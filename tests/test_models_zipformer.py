@@ -1,0 +1,181 @@
+"""The Zipformer encoder: parameter counts against the reference, output geometry and token
+times, padding invariance at every frame rate, and what it refuses by key.
+
+Reference counts: icefall's Zipformer2 and Conv2dSubsampling (k2-fsa/icefall, commit
+36e0420c) instantiated in PyTorch with the recipe's S, M and L arguments; with the transducer
+decoder, joiner and projection heads added they give RESULTS.md's published totals
+(23,285,615 / 65,549,011 / 148,439,574), which checks the counts below.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from audiolm_pt.models.audio_encoder import AudioEncoder
+from audiolm_pt.models.config import (
+    ZIPFORMER_SIZES,
+    AudioEncoderConfig,
+    TransformerConfig,
+    ZipformerConfig,
+)
+from audiolm_pt.models.zipformer import Zipformer
+
+EMBED_PARAMS = 611_953
+ENCODER_PARAMS = {"S": 21_377_826, "M": 63_382_150, "L": 146_013_641}
+# One layer of M's 8-head, 512-wide stack, by module (feed_forward1/2/3: 3f/4, f, 5f/4 wide).
+M_MIDDLE_LAYER = {
+    "attention_weights": 280_608,
+    "self_attn1": 98_912,
+    "self_attn2": 98_912,
+    "feed_forward1": 1_181_312,
+    "feed_forward2": 1_574_912,
+    "feed_forward3": 1_968_512,
+    "nonlin_attention": 788_096,
+    "conv1": 796_160,
+    "conv2": 796_160,
+    "norm": 513,
+    "bypass": 512,
+    "bypass_mid": 512,
+    "bypass_scale": 512,
+}
+# Three stacks at factors 1, 8 and 2 (widths 16 -> 32 -> 24: channels padded, then cut, and
+# the output's last 8 channels from the middle stack), small enough to compile in seconds.
+TINY = ZipformerConfig(
+    num_layers=(1, 2, 1),
+    dims=(16, 32, 24),
+    ff_dims=(32, 64, 48),
+    heads=(2, 4, 2),
+    kernels=(5, 3, 3),
+    downsampling=(1, 8, 2),
+    query_head_dim=8,
+    value_head_dim=4,
+    pos_head_dim=2,
+    pos_dim=8,
+    embed_channels=(4, 8, 16),
+)
+
+
+def _count(tree) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def _abstract(z: ZipformerConfig):
+    cfg = TransformerConfig(width=z.width, num_heads=4)
+    return nnx.state(nnx.eval_shape(lambda: Zipformer(80, z, cfg, rngs=nnx.Rngs(0))), nnx.Param)
+
+
+@pytest.mark.parametrize("size", ["S", "M", "L"])
+def test_parameter_counts_equal_the_reference(size):
+    params = _abstract(ZIPFORMER_SIZES[size])
+    embed = _count(params["embed"])
+    assert embed == EMBED_PARAMS
+    assert _count(params) - embed == ENCODER_PARAMS[size]
+    if size == "M":
+        layers = params["stacks"][3]["layers"]["blocks"]
+        got = {name: _count(layers[name]) // 4 for name in layers}
+        assert got == M_MIDDLE_LAYER
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The tiny encoder, jitted, with random parameters of unit-ish scale (bypass scales in
+    [0.2, 1]) so that every path carries signal."""
+    model = nnx.eval_shape(
+        lambda: Zipformer(80, TINY, TransformerConfig(width=32, num_heads=4), rngs=nnx.Rngs(0))
+    )
+    graphdef, abstract = nnx.split(model)
+    rng = np.random.default_rng(0)
+
+    def draw(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if "bypass" in name or "out_combiner" in name:
+            return jnp.asarray(rng.uniform(0.2, 1.0, leaf.shape), leaf.dtype)
+        fan_in = leaf.shape[-2] if leaf.ndim >= 2 else 4
+        return jnp.asarray(rng.normal(size=leaf.shape) / np.sqrt(fan_in), leaf.dtype)
+
+    state = jax.tree_util.tree_map_with_path(draw, abstract)
+    run = jax.jit(lambda s, x, mask: nnx.merge(graphdef, s)(x, mask))
+    return lambda x, mask: run(state, x, mask)
+
+
+def _features(lengths, total, seed=0):
+    """The same clips (of `lengths` frames) padded with zeros to `total` frames."""
+    x = np.random.default_rng(seed).normal(size=(len(lengths), max(lengths), 80))
+    x = np.pad(x.astype(np.float32), ((0, 0), (0, total - max(lengths)), (0, 0)))
+    mask = np.arange(total)[None] < np.asarray(lengths)[:, None]
+    return jnp.asarray(np.where(mask[..., None], x, 0.0)), jnp.asarray(mask)
+
+
+LENGTHS = (157, 120, 40)
+
+
+def test_valid_frames_do_not_depend_on_padding(tiny):
+    """Lengths that no stack factor (up to 8, x2 at the output) divides, padded by 0 and 13
+    frames: the output lengths follow the subsampling and every valid frame is the same."""
+    outputs = []
+    for extra in (0, 13):
+        x, m = _features(LENGTHS, max(LENGTHS) + extra)
+        frames, mask = tiny(x, m)
+        outputs.append((np.asarray(frames), np.asarray(mask)))
+    assert outputs[0][0].shape == (3, -(-((157 - 7) // 2) // 2), 32)  # 32 = max(dims)
+    expected = [-(-((n - 7) // 2) // 2) for n in LENGTHS]  # 38, 29, 9 at 25 Hz
+    np.testing.assert_array_equal(np.sum(outputs[0][1], -1), expected)
+    reference, ref_mask = outputs[0]
+    for frames, mask in outputs[1:]:
+        n = reference.shape[1]
+        np.testing.assert_array_equal(mask[:, :n], ref_mask)
+        assert not mask[:, n:].any()
+        valid = ref_mask[..., None]
+        np.testing.assert_allclose(
+            np.where(valid, frames[:, :n], 0), np.where(valid, reference, 0), atol=2e-5
+        )
+
+
+def test_each_utterance_is_encoded_as_if_alone(tiny):
+    x, m = _features(LENGTHS, 157)
+    together, _ = tiny(x, m)
+    alone, alone_mask = tiny(x[1:2, :120], m[1:2, :120])
+    n = int(alone_mask.sum())
+    np.testing.assert_allclose(together[1, :n], alone[0, :n], atol=2e-5)
+
+
+def test_the_audio_encoder_runs_it_with_token_times_at_25_hz():
+    cfg = AudioEncoderConfig(
+        transformer=TransformerConfig(width=32, num_heads=4), encoder="zipformer", zipformer=TINY
+    )
+    encoder = nnx.eval_shape(lambda: AudioEncoder(cfg, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(encoder)
+    frames, mask = jax.eval_shape(
+        lambda s, x, m: nnx.merge(graphdef, s)(x, m), state, *_features((100,), 100)
+    )
+    assert frames.shape == (1, 23, 32)  # (100 - 7) // 2 = 46 embed frames, then 23
+    assert mask.shape == (1, 23)
+    # Output frame k averages embed frames 2k, 2k+1, centred on input frames 4k+3 and 4k+5.
+    np.testing.assert_allclose(encoder.token_times(3), [0.045, 0.085, 0.125])
+    assert encoder.output_hop_seconds == pytest.approx(0.04)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"frontend": "patch"}, "frontend='patch'"),
+        ({"token_dropout_rate": 0.5}, "token_dropout_rate"),
+        ({"max_frames": 8}, "max_frames=8"),
+        ({"transformer": TransformerConfig(width=64)}, r"transformer.width=64 .* max\(zipformer"),
+    ],
+)
+def test_unsupported_combinations_name_the_key(change, message):
+    base = AudioEncoderConfig(
+        transformer=TransformerConfig(width=32, num_heads=4), encoder="zipformer", zipformer=TINY
+    )
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(base, **change)
+
+
+def test_stack_settings_must_agree_in_number():
+    with pytest.raises(ValueError, match="zipformer stacks disagree in number"):
+        ZipformerConfig(num_layers=(2, 2))
