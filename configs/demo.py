@@ -4,8 +4,10 @@
     python -m audiolm_pt.main --config=configs/demo.py:contrastive --workdir=demo_out/train
 
 The arg picks the objective: contrastive (default), siglip, captioning or hybrid, optionally
-followed by a size: ",tiny" (the default: the `tiny` preset's width-64 audio tower) or ",wide"
-(width 256 in every tower, same depth). Held-out loss on the demo's validation split is logged
+followed by a size: ",tiny" (the default: the `tiny` preset's width-64 audio tower), ",wide"
+(width 256 in every tower, same depth) or ",zipformer" (a demo-size Zipformer audio encoder,
+`DEMO_ZIPFORMER`: one layer per stack at the reference's rates, widths 64-128, a lighter
+conv embed). Held-out loss on the demo's validation split is logged
 every 200 steps.
 
 The recipe, lever by lever (notebooks/results/demo_levers.md): objectives with a text tower
@@ -24,7 +26,17 @@ from configs import common
 DEMO_TOKENIZER = str(Path(audiolm_pt.__file__).parent / "assets" / "demo_tokenizer.model")
 
 OBJECTIVES = ("contrastive", "siglip", "captioning", "hybrid")
-SIZES = ("tiny", "wide")
+SIZES = ("tiny", "wide", "zipformer")
+# The reference's six stacks and frame rates, one layer each, at demo widths; the conv embed's
+# channels cut from (8, 32, 128), which would cost more than the whole encoder here.
+DEMO_ZIPFORMER = {
+    "num_layers": (1, 1, 1, 1, 1, 1),
+    "dims": (64, 64, 96, 128, 96, 64),
+    "ff_dims": (128, 192, 256, 384, 256, 192),
+    "heads": (2, 2, 2, 4, 2, 2),
+    "kernels": (15, 15, 7, 7, 7, 15),
+    "embed_channels": (4, 16, 32),
+}
 WIDE_WIDTH = 256
 # Measured on a 2,000-clip demo corpus's training split (every 10th clip, 74,525 frames).
 FBANK_MEAN = 9.37
@@ -44,7 +56,7 @@ def eval_options() -> str:
 def get_config(arg: str | None = None):
     objective, _, size = (arg or "contrastive").partition(",")
     if objective not in OBJECTIVES:
-        raise ValueError(f"config arg {arg!r}: expected one of {OBJECTIVES}[,tiny|,wide]")
+        raise ValueError(f"config arg {arg!r}: expected one of {OBJECTIVES}[,{'|,'.join(SIZES)}]")
     if size not in ("", *SIZES):
         raise ValueError(f"config arg {arg!r}: the size after the comma is one of {SIZES}")
     config = common.get_config(objective, "tiny")
@@ -54,6 +66,10 @@ def get_config(arg: str | None = None):
                 width=WIDE_WIDTH, num_heads=WIDE_WIDTH // WIDE_HEAD_DIM, mlp_dim=4 * WIDE_WIDTH
             )
         config.model.heads.joint_dim = WIDE_WIDTH
+    if size == "zipformer":
+        config.model.audio.encoder = "zipformer"
+        config.model.audio.zipformer.update(DEMO_ZIPFORMER)
+        config.model.audio.transformer.update(width=max(DEMO_ZIPFORMER["dims"]), mlp_dim=512)
     config.model.audio.max_frames = 500
     # Mean and standard deviation of the demo corpus's training fbank features.
     config.model.audio.input_mean = FBANK_MEAN

@@ -15,14 +15,24 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from audiolm_pt import sharding
+from audiolm_pt.experiment_sections import OptimizerConfig
+from audiolm_pt.models import flops
 from audiolm_pt.models.audio_encoder import AudioEncoder
 from audiolm_pt.models.config import (
+    OBJECTIVES,
     ZIPFORMER_SIZES,
     AudioEncoderConfig,
+    HeadConfig,
     TransformerConfig,
     ZipformerConfig,
+    preset,
 )
 from audiolm_pt.models.zipformer import Zipformer
+from audiolm_pt.models.zipformer_layers import depthwise_conv
+from audiolm_pt.objectives import ObjectiveConfig
+from audiolm_pt.train import synthetic
+from audiolm_pt.train.build import build_trainer
 
 EMBED_PARAMS = 611_953
 ENCODER_PARAMS = {"S": 21_377_826, "M": 63_382_150, "L": 146_013_641}
@@ -179,3 +189,77 @@ def test_unsupported_combinations_name_the_key(change, message):
 def test_stack_settings_must_agree_in_number():
     with pytest.raises(ValueError, match="zipformer stacks disagree in number"):
         ZipformerConfig(num_layers=(2, 2))
+
+
+@pytest.mark.parametrize(("window", "shape"), [((5,), (2, 11, 6)), ((7, 7), (2, 9, 5, 4))])
+def test_depthwise_convolution_by_shifts_equals_the_grouped_convolution(window, shape):
+    """The shifted-sum form (whose gradient XLA does not inflate) against nnx.Conv."""
+    channels = shape[-1]
+    conv = nnx.Conv(
+        channels,
+        channels,
+        kernel_size=window,
+        padding=[(w // 2, w // 2) for w in window],
+        feature_group_count=channels,
+        bias_init=nnx.initializers.normal(1.0),
+        rngs=nnx.Rngs(0),
+    )
+    x = jax.random.normal(jax.random.key(0), shape)
+    np.testing.assert_allclose(depthwise_conv(x, conv), conv(x), atol=1e-5)
+
+
+def test_analytic_flops_match_xla_for_forward_and_backward():
+    """The encoder's analytic FLOPs, times three, against XLA's count of its gradient, at
+    widths where matrix products dominate as in S/M/L (XLA also counts elementwise work)."""
+    z = ZipformerConfig(
+        num_layers=(1, 2, 1),
+        dims=(96, 128, 96),
+        ff_dims=(256, 384, 256),
+        heads=(4, 4, 4),
+        kernels=(15, 15, 15),
+        downsampling=(1, 4, 2),
+    )
+    cfg = AudioEncoderConfig(
+        transformer=TransformerConfig(width=128, num_heads=4), encoder="zipformer", zipformer=z
+    )
+    model = nnx.eval_shape(lambda: Zipformer(80, z, cfg.transformer, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(model)
+    x, mask = _features((400,), 400)
+
+    def loss(s):
+        return jnp.sum(nnx.merge(graphdef, s)(x, mask)[0])
+
+    xla = jax.jit(jax.grad(loss)).lower(state).compile().cost_analysis()["flops"]
+    analytic = 3 * flops.audio_encoder_flops(cfg, 400)
+    assert abs(xla / analytic - 1) < 0.10
+
+
+@pytest.mark.parametrize(
+    "objective",
+    # Hybrid covers the contrastive and captioning paths; the rest run in the slow suite.
+    [o if o in ("hybrid",) else pytest.param(o, marks=pytest.mark.slow) for o in OBJECTIVES],
+)
+def test_every_objective_builds_a_train_step_with_it(objective):
+    """Traced, not compiled: shapes flow through every objective's losses and heads."""
+    heads = {"heads": HeadConfig(joint_dim=64, num_labels=5)} if objective == "tagging" else {}
+    cfg = preset("tiny", objective, **heads)
+    audio = dataclasses.replace(
+        cfg.audio,
+        encoder="zipformer",
+        zipformer=TINY,
+        transformer=TransformerConfig(width=32, num_heads=4),
+        max_frames=200,
+    )
+    cfg = dataclasses.replace(cfg, audio=audio)
+    trainer = build_trainer(
+        cfg,
+        ObjectiveConfig(objective=objective),
+        OptimizerConfig(),
+        sharding.ShardingConfig(),
+        total_steps=10,
+        devices=jax.devices()[:1],
+    )
+    batch = synthetic.synthetic_batch(cfg, 4, 200, 12, seed=0, index=0)
+    state, metrics = jax.eval_shape(trainer.step, trainer.abstract, batch)
+    assert metrics["loss"].shape == ()
+    assert jax.tree.structure(state) == jax.tree.structure(trainer.abstract)

@@ -12,11 +12,14 @@ from audiolm_pt.models.config import (
     ModelConfig,
     TextEncoderConfig,
     TransformerConfig,
+    ZipformerConfig,
 )
 
 
 def audio_num_tokens(cfg: AudioEncoderConfig, num_frames: int) -> int:
     """Number of tokens the audio encoder outputs for `num_frames` input frames."""
+    if cfg.encoder == "zipformer":
+        return math.ceil(_embed_frames(num_frames) / cfg.zipformer.output_downsampling)
     if cfg.frontend == "conv":
         return math.ceil(math.ceil(num_frames / 2) / 2)
     return math.ceil(num_frames / cfg.patch_time) * (cfg.n_mels // cfg.patch_freq)
@@ -29,7 +32,41 @@ def _stack_flops(t: TransformerConfig, n: int) -> float:
     return 2.0 * t.depth * per_layer
 
 
+def _embed_frames(num_frames: int) -> int:
+    return (num_frames - 7) // 2
+
+
+def _zipformer_layer_flops(z: ZipformerConfig, stack: int, n: int) -> float:
+    """Multiply-adds of one layer over n frames: projections, the attention weights'
+    content and positional scores, the three mixings by them, convolutions, feed-forwards."""
+    d, f, heads, k = z.dims[stack], z.ff_dims[stack], z.heads[stack], z.kernels[stack]
+    qk, pos, v, h = z.query_head_dim, z.pos_head_dim, z.value_head_dim, 3 * d // 4
+    weights = n * d * heads * (2 * qk + pos) + (2 * n - 1) * z.pos_dim * heads * pos
+    weights += heads * n * n * qk + heads * n * (2 * n - 1) * pos
+    self_attn = 2 * (2 * n * d * heads * v + heads * n * n * v)
+    nonlin = 4 * n * d * h + n * n * h
+    conv = 2 * (3 * n * d * d + n * d * k)
+    feed_forward = 2 * n * d * (3 * f // 4 + f + 5 * f // 4)
+    return weights + self_attn + nonlin + conv + feed_forward
+
+
+def zipformer_flops(cfg: AudioEncoderConfig, num_frames: int) -> float:
+    z = cfg.zipformer
+    c1, c2, c3 = z.embed_channels
+    t1, f1 = (num_frames - 3) // 2, (cfg.n_mels - 3) // 2 + 1
+    t2, f2 = _embed_frames(num_frames), (f1 - 3) // 2 + 1
+    embed = (num_frames - 2) * cfg.n_mels * 9 * c1 + t1 * f1 * 9 * c1 * c2
+    embed += t2 * f2 * (9 * c2 * c3 + 49 * c3 + 6 * c3 * c3) + t2 * c3 * f2 * z.dims[0]
+    stacks = sum(
+        z.num_layers[i] * _zipformer_layer_flops(z, i, math.ceil(t2 / z.downsampling[i]))
+        for i in range(len(z.dims))
+    )
+    return 2.0 * (embed + stacks)
+
+
 def audio_encoder_flops(cfg: AudioEncoderConfig, num_frames: int) -> float:
+    if cfg.encoder == "zipformer":
+        return zipformer_flops(cfg, num_frames)
     d = cfg.transformer.width
     n = audio_num_tokens(cfg, num_frames)
     if cfg.frontend == "conv":

@@ -25,6 +25,7 @@ from audiolm_pt.models.zipformer_layers import (
     BiasNorm,
     Bypass,
     ZipformerLayer,
+    depthwise_conv,
     linear,
     relative_positions,
     swoosh_l,
@@ -82,7 +83,7 @@ class ConvEmbed(nnx.Module):
         h = swoosh_r(self.conv2(h))
         valid = jnp.arange(h.shape[1]) < embed_frames(jnp.sum(mask, -1))[:, None]
         h = jnp.where(valid[:, :, None, None], h, 0.0)
-        h = h + self.pointwise_out(swoosh_l(self.pointwise_in(self.depthwise(h))))
+        h = h + self.pointwise_out(swoosh_l(self.pointwise_in(depthwise_conv(h, self.depthwise))))
         b, t, f, c = h.shape
         flat = h.transpose(0, 1, 3, 2).reshape(b, t, c * f)  # channel-major, as the reference
         return self.out_norm(self.out(flat)), valid
