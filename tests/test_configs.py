@@ -70,7 +70,7 @@ def test_demo_config_parses(arg, size):
 
 
 def test_demo_config_rejects_an_unknown_size():
-    with pytest.raises(ValueError, match="one of \\('tiny', 'wide'\\)"):
+    with pytest.raises(ValueError, match="one of \\('tiny', 'wide', 'zipformer'\\)"):
         _load("demo", "contrastive,huge")
 
 

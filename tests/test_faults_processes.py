@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from test_train_resume import FLAGS, ROOT, env, tfds_flags  # noqa: F401  (fixtures)
 
 
@@ -30,6 +31,7 @@ def _ours_in_shm(pid: int) -> list[str]:
     return [name for name in os.listdir("/dev/shm") if f"-{pid}-" in name]
 
 
+@pytest.mark.slow  # a training run with two workers: about 25 s
 def test_sigkill_leaves_no_worker_tracker_or_shared_memory(tmp_path, env, tfds_flags):  # noqa: F811
     command = [
         sys.executable,

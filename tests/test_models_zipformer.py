@@ -208,6 +208,7 @@ def test_depthwise_convolution_by_shifts_equals_the_grouped_convolution(window, 
     np.testing.assert_allclose(depthwise_conv(x, conv), conv(x), atol=1e-5)
 
 
+@pytest.mark.slow  # compiles the gradient of a mid-size encoder: about 13 s
 def test_analytic_flops_match_xla_for_forward_and_backward():
     """The encoder's analytic FLOPs, times three, against XLA's count of its gradient, at
     widths where matrix products dominate as in S/M/L (XLA also counts elementwise work)."""
