@@ -170,9 +170,8 @@ def test_embed_files_holds_one_chunk_of_features_at_a_time(monkeypatch):
     assert not np.isnan(np.delete(chunked, 4, axis=0)).any()
 
 
-def test_a_limited_evaluation_never_replaces_the_full_one(tmp_path, monkeypatch):
-    """`--limit=40` used to overwrite eval/<step>.json and add a second row for the step that
-    `collect` preferred; now it is filed, logged and collected as a variant."""
+def _evaluable_run(tmp_path, monkeypatch):
+    """A run directory with 12 test clips read from memory (`limit` honoured)."""
     run = _run("contrastive", tmp_path)
     experiment.write(run.config, str(tmp_path))
     test_clips = _split(12, 2).clips
@@ -181,7 +180,13 @@ def test_a_limited_evaluation_never_replaces_the_full_one(tmp_path, monkeypatch)
         "read_split",
         lambda name, split, data_dir, limit, cfg: Split(test_clips[:limit], {}),
     )
-    full = DataSpec.from_config(run.config)
+    return run, DataSpec.from_config(run.config)
+
+
+def test_a_limited_evaluation_never_replaces_the_full_one(tmp_path, monkeypatch):
+    """`--limit=40` used to overwrite eval/<step>.json and add a second row for the step that
+    `collect` preferred; now it is filed, logged and collected as a variant."""
+    run, full = _evaluable_run(tmp_path, monkeypatch)
     options = {"retrieval": {"num_examples": 2}}
     for data in (full, dataclasses.replace(full, limit=5)):
         results = runner.evaluate_run(run, ["retrieval"], options, data=data)
@@ -224,3 +229,25 @@ def test_a_caption_of_5000_characters_is_kept_and_noted(tmp_path):
     assert read_split(builder, "train")["c0.wav"]["captions"] == [long_caption.strip()]
     report = _report(builder, "train")
     assert report["long_captions"] == {"over_1000_chars": {"count": 1, "ids": ["c0.wav"]}}
+
+
+def test_an_evaluation_with_other_options_is_filed_beside_the_first(tmp_path, monkeypatch):
+    """Zero-shot run again with other tasks used to replace the demo's figures in place."""
+    run, full = _evaluable_run(tmp_path, monkeypatch)
+    for num_examples in (2, 3, 2):
+        options = {"retrieval": {"num_examples": num_examples}}
+        results = runner.evaluate_run(run, ["retrieval"], options, data=full)
+        runner.write_results(run.workdir, run.step, results)
+    eval_dir = tmp_path / "eval"
+    (other,) = [p.name for p in eval_dir.glob("0.opts*.json") if "_" not in p.name]
+    variant = other[len("0.") : -len(".json")]
+    assert sorted(os.listdir(eval_dir)) == sorted(
+        ["0.json", "0_retrieval_examples.json", other, f"0.{variant}_retrieval_examples.json"]
+    )
+    for name, count in (("0", 2), (f"0.{variant}", 3)):
+        saved = json.loads((eval_dir / f"{name}.json").read_text())
+        assert saved["options"] == {"retrieval": {"num_examples": count}}
+        examples = json.loads((eval_dir / f"{name}_retrieval_examples.json").read_text())
+        assert len(examples["text_to_audio"]) == count
+    sources = set(collect.collect(str(tmp_path)).table["source"])
+    assert sources == {"eval", f"eval@{variant}"}

@@ -93,14 +93,16 @@ class Context:
         features: str = "model",
         batch_size: int = 16,
         splits: Mapping[str, Split] | None = None,
+        variant: str | None = None,
     ):
-        """`splits` supplies already-read splits by role; others are read as `data` says."""
+        """`splits` supplies already-read splits by role; others are read as `data` says.
+        `variant` files side files apart (default: `variant_label` of data and features)."""
         if features not in FEATURES:
             raise ValueError(f"features={features!r}: expected one of {FEATURES}")
         self.run = run
         self.data = data
         self.features = features
-        self.variant = variant_label(data, run.config, features)
+        self.variant = variant_label(data, run.config, features) if variant is None else variant
         self.inference = Inference(
             run.model, run.tokenizer, max_text_len=run.max_text_len, batch_size=batch_size
         )

@@ -2,9 +2,11 @@
 `DIR/eval/<step>.json` (everything, with the clips skipped while reading, by reason, and each
 evaluator's options), and the numeric figures as `eval/<evaluator>/...` scalars through the
 run's clu writers and `metrics.jsonl`. A variant evaluation (a clip limit, another dataset or
-features: `context.variant_label`) goes to `DIR/eval/<step>.<variant>.json` and
+features: `context.variant_label`; or an evaluator's options other than those its results for
+the step were computed with: `options_variant`) goes to `DIR/eval/<step>.<variant>.json` and
 `eval@<variant>/...` scalars instead, beside the standard one and never over it."""
 
+import hashlib
 import json
 import logging
 import os
@@ -12,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from audiolm_pt.evaluate import registry
-from audiolm_pt.evaluate.context import Context, DataSpec, stem
+from audiolm_pt.evaluate.context import Context, DataSpec, stem, variant_label
 from audiolm_pt.inference.run import Run, load_run
 from audiolm_pt.run_metrics import MetricsLogger
 
@@ -31,7 +33,10 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Results of `evals` on `run`, with what was read and skipped."""
     data = data or DataSpec.from_config(run.config)
-    context = Context(run, data, features=features, batch_size=batch_size)
+    variant = variant_label(data, run.config, features)
+    if run.workdir and run.step >= 0:
+        variant = options_variant(run.workdir, run.step, variant, evals, options)
+    context = Context(run, data, features=features, batch_size=batch_size, variant=variant)
     results = registry.run_all(context, evals, options)
     return {
         "step": run.step,
@@ -43,15 +48,55 @@ def evaluate_run(
             "limit": data.limit,
             "skipped": context.skipped,
         },
-        "options": {name: dict((options or {}).get(name, {})) for name in evals},
+        "options": _options(evals, options),
         "results": results,
     }
 
 
+def _options(
+    evals: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, Any]:
+    """Each evaluator's options as the results file records them (JSON values)."""
+    chosen = {name: dict((options or {}).get(name, {})) for name in evals}
+    return json.loads(json.dumps(chosen, sort_keys=True, default=list))
+
+
+def options_variant(
+    workdir: str,
+    step: int,
+    variant: str,
+    evals: Sequence[str],
+    options: Mapping[str, Mapping[str, Any]] | None,
+) -> str:
+    """`variant`, extended by "opts<hash>" when the results file it names already holds one of
+    `evals` computed with other options: a rerun with other options is filed beside the first
+    one, never over it."""
+    path = os.path.join(workdir, "eval", f"{stem(step, variant)}.json")
+    if not os.path.exists(path):
+        return variant
+    with open(path, encoding="utf-8") as f:
+        previous = json.load(f)
+    recorded, wanted = previous.get("options", {}), _options(evals, options)
+    held = previous.get("results", {})
+    clashes = [n for n in evals if n in held and n in recorded and recorded[n] != wanted[n]]
+    if not clashes:
+        return variant
+    digest = hashlib.sha1(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:8]
+    label = "-".join(part for part in (variant, f"opts{digest}") if part)
+    log.warning(
+        "%s holds %s computed with other options (%s): these results are filed as variant %r",
+        path,
+        clashes,
+        {n: recorded[n] for n in clashes},
+        label,
+    )
+    return label
+
+
 def save_json(workdir: str, step: int, results: Mapping[str, Any]) -> str:
     """Writes `workdir/eval/<step>[.<variant>].json`, keeping other evaluators' results
-    already there for that step (an evaluator run again replaces its own, with a warning when
-    its options changed); returns the path."""
+    already there for that step (an evaluator run again with the same options replaces its
+    own; with others, `evaluate_run` has made it a variant); returns the path."""
     out_dir = os.path.join(workdir, "eval")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"{stem(step, results.get('variant', ''))}.json")
@@ -59,18 +104,8 @@ def save_json(workdir: str, step: int, results: Mapping[str, Any]) -> str:
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             previous = json.load(f)
-        before = previous.get("options", {})
-        for name, options in results.get("options", {}).items():
-            if name in previous.get("results", {}) and before.get(name, {}) != options:
-                log.warning(
-                    "%s: %s results computed with options %s replaced by options %s",
-                    path,
-                    name,
-                    before.get(name, {}),
-                    options,
-                )
         merged["results"] = {**previous.get("results", {}), **results["results"]}
-        merged["options"] = {**before, **results.get("options", {})}
+        merged["options"] = {**previous.get("options", {}), **results.get("options", {})}
     with open(path, "w", encoding="utf-8") as f:
         json.dump(merged, f, indent=2, sort_keys=True)
     log.info("evaluation of step %d written to %s", step, path)
