@@ -230,6 +230,7 @@ def test_hear_loads_a_trained_run(trained):
     assert scene.shape == (2, m.scene_embedding_size)
 
 
+@pytest.mark.slow  # with its trained fixture about 45 s; test_hear_api runs by default
 def test_hear_validator_passes_on_a_trained_run(trained):
     """hear-validator (PyPI hearvalidator) loads `audiolm_pt.hear` as hear-eval-kit does."""
     pytest.importorskip("hearvalidator", reason="installed by launch/setup_env.sh (reference)")

@@ -65,6 +65,7 @@ def test_minilm_fixture_ids_match_tokenizer(minilm):
 
 
 @pytest.mark.reference
+@pytest.mark.slow  # about 20 s; test_pretrained_text compares a BERT with PyTorch by default
 def test_minilm_matches_live_pytorch(minilm):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
