@@ -50,16 +50,20 @@ def dense(
     rngs: nnx.Rngs,
     axis: int | tuple[int, ...] = -1,
     dtype: Any = None,
+    kernel_init: Callable | None = None,
+    use_bias: bool = True,
 ) -> nnx.LinearGeneral:
-    """A LinearGeneral whose kernel carries `names` and whose bias the output names."""
+    """A LinearGeneral whose kernel carries `names` and whose bias the output names; the
+    kernel starts from `kernel_init` (default Xavier uniform)."""
     n_out = 1 if isinstance(out_features, int) else len(out_features)
     return nnx.LinearGeneral(
         in_features,
         out_features,
         axis=axis,
+        use_bias=use_bias,
         dtype=dtype or (cfg.dtype if cfg else None),
         param_dtype=cfg.param_dtype if cfg else jnp.float32,
-        kernel_init=partitioned(nnx.initializers.xavier_uniform(), names),
+        kernel_init=partitioned(kernel_init or nnx.initializers.xavier_uniform(), names),
         bias_init=partitioned(nnx.initializers.zeros_init(), names[-n_out:]),
         rngs=rngs,
     )

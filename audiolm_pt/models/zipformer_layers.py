@@ -69,18 +69,11 @@ def linear(
     bias: bool = True,
     axis: int | tuple[int, ...] = -1,
 ) -> nnx.LinearGeneral:
+    """`layers.dense` with the reference's initial scale."""
     fan_in = math.prod(d_in) if isinstance(d_in, tuple) else d_in
-    n_out = 1 if isinstance(d_out, int) else len(d_out)
-    return nnx.LinearGeneral(
-        d_in,
-        d_out,
-        axis=axis,
-        use_bias=bias,
-        dtype=cfg.dtype,
-        param_dtype=cfg.param_dtype,
-        kernel_init=layers.partitioned(_uniform(fan_in, scale), names),
-        bias_init=layers.partitioned(nnx.initializers.zeros_init(), names[-n_out:]),
-        rngs=rngs,
+    init = _uniform(fan_in, scale)
+    return layers.dense(
+        d_in, d_out, names, cfg, rngs=rngs, axis=axis, kernel_init=init, use_bias=bias
     )
 
 

@@ -143,7 +143,7 @@ class Checkpointer:
                 self._restore_iterator(step, iterator)
             except (CheckpointMismatchError, AttributeError, NameError, TypeError):
                 raise  # a changed config, or a bug here: never a reason to move a step aside
-            except Exception as err:  # the metadata matched, so the data is damaged
+            except Exception as err:  # unreadable metadata or data: the step is damaged
                 self._move_aside(step, err)
                 continue
             log.info("restored checkpoint %s/%d", self.directory, step)
