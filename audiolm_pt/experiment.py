@@ -182,6 +182,12 @@ def _check_across_sections(config: ExperimentConfig) -> None:
             f"data.pipeline.max_frames={pipeline.max_frames} exceeds "
             f"model.audio.max_frames={model.audio.max_frames}"
         )
+    if pipeline.min_frames < model.audio.min_frames:
+        raise ValueError(
+            f"data.pipeline.min_frames={pipeline.min_frames}: the {model.audio.encoder} audio "
+            f"encoder needs clips of at least {model.audio.min_frames} frames; set it to "
+            f"{model.audio.min_frames} (shorter clips are then looped up to that length)"
+        )
     weights, names = pipeline.mixture_weights, set(config.data.tfds_names)
     stray = sorted(set(weights) - names)
     if stray:

@@ -72,6 +72,8 @@ VARIANTS = {
                           "--config.data.pipeline.freq_masks=0"), "without SpecAugment"),
     "mixup_6k": ("6k", "contrastive", ("--config.data.pipeline.mixup_prob=0.3",),
                  "+ mixup (p 0.3, dominant clip's caption)"),
+    "zipformer_6k": ("6k", "contrastive,zipformer", (),
+                     "the demo-size Zipformer audio encoder, for the demo's training time"),
 }  # fmt: skip
 
 

@@ -1,10 +1,11 @@
 """Shared defaults of every experiment config.
 
 The model section is a size preset of `audiolm_pt.models.config` (`tiny`, `small`, `base`,
-`large`). `base` and `large` follow the CaptionStew study's recipe: 16 kHz 80-bin Kaldi fbank
-input, BERT-base text encoder, 1024-d Linear-ReLU-Linear heads, fixed temperature 0.07,
-caption label smoothing 0.1 and captions up to 128 tokens. With a tokenizer configured, the
-model's vocabulary sizes and special ids are taken from it (see `audiolm_pt.main`).
+`large`). `base` and `large` follow the CaptionStew study's recipe: a Zipformer-M (-L) audio
+encoder over 16 kHz 80-bin Kaldi fbank of clips up to 30 s, BERT-base text encoder, 1024-d
+Linear-ReLU-Linear heads, fixed temperature 0.07, caption label smoothing 0.1 and captions up
+to 128 tokens. With a tokenizer configured, the model's vocabulary sizes and special ids are
+taken from it (see `audiolm_pt.main`).
 """
 
 import importlib.util
@@ -59,10 +60,14 @@ def get_config(objective: str, size: str, num_labels: int = 0) -> ml_collections
     batch, lr, warmup = _SCALE[size]
     # `preset` validates as it builds, and a tagging model without labels is invalid: build
     # the shared shape, then name the objective and the label count.
-    config = experiment.config_dict(preset(size))
+    model = preset(size)
+    config = experiment.config_dict(model)
     config.model.objective = objective
     config.model.heads.num_labels = num_labels
     config.optimizer.learning_rate = lr
     config.optimizer.warmup_steps = warmup
     config.data.pipeline.global_batch_size = batch
+    config.data.pipeline.min_frames = model.audio.min_frames
+    if model.audio.encoder == "zipformer":  # base, large: the study's clips of up to 30 s
+        config.data.pipeline.max_frames = model.audio.max_frames
     return config

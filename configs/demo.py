@@ -21,22 +21,30 @@ import json
 from pathlib import Path
 
 import audiolm_pt
+from audiolm_pt.models.config import ZIPFORMER_MIN_FRAMES
 from configs import common
 
 DEMO_TOKENIZER = str(Path(audiolm_pt.__file__).parent / "assets" / "demo_tokenizer.model")
 
 OBJECTIVES = ("contrastive", "siglip", "captioning", "hybrid")
 SIZES = ("tiny", "wide", "zipformer")
-# The reference's six stacks and frame rates, one layer each, at demo widths; the conv embed's
-# channels cut from (8, 32, 128), which would cost more than the whole encoder here.
+# The reference's six stacks and frame rates, one layer each, at demo widths, and the conv
+# embed's channels cut from (8, 32, 128), which would cost more than the whole encoder here.
+# It still costs about six times the demo transformer's FLOPs per clip (the embed's ConvNeXt
+# block alone costs half the transformer), so it trains ZIPFORMER_STEPS steps: the demo's
+# training time.
 DEMO_ZIPFORMER = {
     "num_layers": (1, 1, 1, 1, 1, 1),
-    "dims": (64, 64, 96, 128, 96, 64),
-    "ff_dims": (128, 192, 256, 384, 256, 192),
+    "dims": (48, 64, 96, 128, 96, 64),
+    "ff_dims": (96, 128, 192, 256, 192, 128),
     "heads": (2, 2, 2, 4, 2, 2),
     "kernels": (15, 15, 7, 7, 7, 15),
-    "embed_channels": (4, 16, 32),
+    "embed_channels": (4, 8, 16),
 }
+DEMO_STEPS = 2400
+# DEMO_STEPS x the Zipformer's examples/s over the transformer's (31.2 / 224.5, measured in one
+# run of benchmarks/train_step.py, in benchmarks/results/encoder_comparison.json).
+ZIPFORMER_STEPS = 330
 WIDE_WIDTH = 256
 # Measured on a 2,000-clip demo corpus's training split (every 10th clip, 74,525 frames).
 FBANK_MEAN = 9.37
@@ -70,13 +78,14 @@ def get_config(arg: str | None = None):
         config.model.audio.encoder = "zipformer"
         config.model.audio.zipformer.update(DEMO_ZIPFORMER)
         config.model.audio.transformer.update(width=max(DEMO_ZIPFORMER["dims"]), mlp_dim=512)
+        config.data.pipeline.min_frames = ZIPFORMER_MIN_FRAMES
     config.model.audio.max_frames = 500
     # Mean and standard deviation of the demo corpus's training fbank features.
     config.model.audio.input_mean = FBANK_MEAN
     config.model.audio.input_std = FBANK_STD
     config.optimizer.learning_rate = 3e-3
     config.optimizer.warmup_steps = 50
-    config.train.num_steps = 2400
+    config.train.num_steps = ZIPFORMER_STEPS if size == "zipformer" else DEMO_STEPS
     config.train.log_every = 20
     config.checkpoint.every_steps = 800
     config.checkpoint.keep_every = 0

@@ -35,13 +35,14 @@ MAX_FRAMES = 200  # 2 s windows
 RATE = 16000
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A hybrid (contrastive + captioning) tiny model trained 2 steps on synthetic batches."""
+@pytest.fixture(scope="module", params=["hybrid", "hybrid,zipformer"])
+def trained(request, tmp_path_factory):
+    """A hybrid (contrastive + captioning) demo model, with the demo's transformer or
+    Zipformer audio encoder, trained 2 steps on synthetic batches."""
     workdir = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(ROOT)
-        config = importlib.import_module("configs.demo").get_config("hybrid")
+        config = importlib.import_module("configs.demo").get_config(request.param)
     config.data.source = "synthetic"
     config.data.pipeline.global_batch_size = 8
     config.data.pipeline.max_frames = MAX_FRAMES
@@ -62,12 +63,14 @@ def run():
     return tiny_run()
 
 
-def tiny_run() -> Run:
-    """A freshly initialised tiny hybrid model with the demo tokenizer, in memory."""
+def tiny_run(**audio) -> Run:
+    """A freshly initialised tiny hybrid model with the demo tokenizer, in memory; `audio`
+    changes its audio encoder's config."""
     tokenizer = load_tokenizer(TOKENIZER)
     values = preset("tiny", "hybrid").to_dict()
-    values["audio"]["max_frames"] = MAX_FRAMES
+    values["audio"].update(max_frames=MAX_FRAMES, **audio)
     pipeline = {"max_text_len": 12, "max_frames": MAX_FRAMES, "tokenizer": TOKENIZER}
+    pipeline["min_frames"] = 9 if audio.get("encoder") == "zipformer" else 1
     config = experiment.parse({"model": values, "data": {"pipeline": pipeline}})
     return Run("", config, AudioTextModel(config.model, rngs=nnx.Rngs(0)), tokenizer, step=-1)
 
@@ -228,6 +231,47 @@ def test_hear_loads_a_trained_run(trained):
     assert m.scene_embedding_size == m.model.run.model_cfg.heads.joint_dim
     scene = hear.get_scene_embeddings(np.stack(_waves(2)), m)
     assert scene.shape == (2, m.scene_embedding_size)
+
+
+# Three stacks at factors 1, 4 and 2, one layer each: a Zipformer small enough to compile fast.
+ZIPFORMER = {
+    "encoder": "zipformer",
+    "transformer": {"width": 32, "num_heads": 4},
+    "zipformer": {
+        "num_layers": (1, 1, 1),
+        "dims": (16, 32, 24),
+        "ff_dims": (32, 64, 48),
+        "heads": (2, 4, 2),
+        "kernels": (5, 3, 3),
+        "downsampling": (1, 4, 2),
+        "query_head_dim": 8,
+        "value_head_dim": 4,
+        "embed_channels": (4, 8, 16),
+    },
+}
+
+
+def test_a_zipformer_run_windows_long_audio_times_its_frames_and_loops_short_clips(caplog):
+    """Windows of 200 frames each lose the embed's context at their ends: every window's
+    tokens sit at the encoder's 25 Hz token times plus the window's start. A clip shorter than
+    the embed's 9 frames is looped up to them, with a warning."""
+    model = AudioModel(tiny_run(**ZIPFORMER), batch_size=4)
+    encoder = model.run.model.audio_encoder
+    wave = _waves(1, seconds=4.5, seed=2)[0]  # 448 frames: windows of 200, 200, 48
+    frames, times = model.frame_embeddings(wave)[0]
+    per_window = [encoder.token_times(n)[: -(-((n - 7) // 2) // 2)] for n in (200, 200, 48)]
+    expected = np.concatenate([t + 2.0 * w for w, t in enumerate(per_window)])
+    assert len(frames) == 48 + 48 + 10
+    np.testing.assert_allclose(times, expected, atol=1e-6)
+    np.testing.assert_allclose(times[:3], [0.045, 0.085, 0.125], atol=1e-6)
+    scene = hear.get_scene_embeddings(np.stack(_waves(2, seconds=2.5)), hear.HearModel(model))
+    assert np.isfinite(scene.numpy()).all()
+    short = fbank_np(_waves(1, seed=4)[0])[:5]
+    with caplog.at_level("WARNING"):
+        got = model.embed_features([short])
+    assert "shorter than the audio encoder's 9-frame receptive field" in caplog.text
+    assert np.isfinite(got).all()
+    np.testing.assert_array_equal(got, model.embed_features([np.tile(short, (2, 1))[:9]]))
 
 
 @pytest.mark.slow  # with its trained fixture about 45 s; test_hear_api runs by default

@@ -18,6 +18,7 @@ from ml_collections import config_flags
 from audiolm_pt import experiment, main
 from audiolm_pt.audio import LogMelConfig
 from audiolm_pt.experiment_sections import CheckpointConfig, DataConfig, TrainConfig
+from audiolm_pt.models.config import ZIPFORMER_SIZES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKENIZER = os.path.join(ROOT, "audiolm_pt", "assets", "demo_tokenizer.model")
@@ -45,8 +46,9 @@ def test_every_config_and_size_parses(name, size):
     parsed = experiment.parse(_with_tokenizer(_load(name, size)))
     assert parsed.objective.objective == parsed.model.objective  # named once, derived
     assert "objective" not in _load(name, size).objective
-    widths = {"tiny": 64, "small": 384, "base": 768, "large": 1024}
+    widths = {"tiny": 64, "small": 384, "base": 512, "large": 768}  # base, large: Zipformer
     assert parsed.model.audio.transformer.width == widths[size]
+    assert parsed.data.pipeline.min_frames == parsed.model.audio.min_frames
 
 
 @pytest.mark.parametrize("arg", ["contrastive", "siglip", "captioning", "hybrid"])
@@ -74,9 +76,25 @@ def test_demo_config_rejects_an_unknown_size():
         _load("demo", "contrastive,huge")
 
 
+def test_a_zipformer_config_needs_min_frames_for_its_embed():
+    config = _load("demo", "contrastive,zipformer")
+    assert experiment.parse(config).data.pipeline.min_frames == 9
+    config.data.pipeline.min_frames = 1
+    with pytest.raises(ValueError, match=r"data\.pipeline\.min_frames=1: the zipformer"):
+        experiment.parse(config)
+
+
 def test_base_contrastive_is_the_study_recipe():
-    model = experiment.parse(_with_tokenizer(_load("contrastive", "base"))).model
+    parsed = experiment.parse(_with_tokenizer(_load("contrastive", "base")))
+    model = parsed.model
     assert model.audio.n_mels == 80
+    assert (model.audio.encoder, model.audio.zipformer) == ("zipformer", ZIPFORMER_SIZES["M"])
+    fbank = parsed.data.pipeline.fbank
+    assert (fbank.sample_rate, fbank.num_mel_bins, parsed.data.pipeline.max_frames) == (
+        16000,
+        80,
+        3000,
+    )
     assert model.heads.joint_dim == 1024
     assert model.heads.projection_depth == 2
     assert model.heads.projection_activation == "relu"

@@ -1,5 +1,7 @@
 """Analytic FLOPs against the matmuls in the traced program and against XLA's count."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -86,6 +88,10 @@ def test_train_flops_is_three_forwards_and_scales_with_length():
     cfg = preset("base", "hybrid")
     f1 = flops.model_flops(cfg, 1000, 32)
     assert flops.train_flops_per_example(cfg, 1000, 32) == pytest.approx(3 * f1["total"])
+    locked = dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, locked=True))
+    assert flops.train_flops_per_example(locked, 1000, 32) == pytest.approx(
+        3 * (f1["total"] - f1["text_encoder"])
+    )
     assert f1["total"] == pytest.approx(sum(v for k, v in f1.items() if k != "total"))
     f2 = flops.model_flops(cfg, 2000, 32)
     assert 2 * f1["audio_encoder"] < f2["audio_encoder"] < 2.2 * f1["audio_encoder"]

@@ -24,11 +24,12 @@ from audiolm_pt.models.config import (
     ZIPFORMER_SIZES,
     AudioEncoderConfig,
     HeadConfig,
+    ModelConfig,
     TransformerConfig,
     ZipformerConfig,
     preset,
 )
-from audiolm_pt.models.zipformer import Zipformer
+from audiolm_pt.models.zipformer import Zipformer, ZipformerStack
 from audiolm_pt.models.zipformer_layers import depthwise_conv
 from audiolm_pt.objectives import ObjectiveConfig
 from audiolm_pt.train import synthetic
@@ -236,6 +237,29 @@ def test_analytic_flops_match_xla_for_forward_and_backward():
 
 
 @pytest.mark.parametrize(
+    "size",
+    ["base", pytest.param("large", marks=pytest.mark.slow)],  # each lowers in ~15 s
+)
+def test_analytic_flops_match_xla_for_a_full_train_step(size):
+    """`:base`'s (Zipformer-M) and `:large`'s (Zipformer-L) hybrid train step, text tower,
+    caption decoder, losses and AdamW included, as XLA counts the lowered program (before
+    fusion, which does not change what is computed)."""
+    cfg = preset(size, "hybrid")
+    trainer = build_trainer(
+        cfg,
+        ObjectiveConfig(objective="hybrid"),
+        OptimizerConfig(),
+        sharding.ShardingConfig(),
+        total_steps=10,
+        devices=jax.devices()[:1],
+    )
+    batch = synthetic.synthetic_batch(cfg, 2, 1000, 32, seed=0, index=0)
+    xla = trainer.step.lower(trainer.abstract, batch).cost_analysis()["flops"]
+    analytic = 2 * flops.train_flops_per_example(cfg, 1000, 32)
+    assert abs(xla / analytic - 1) < 0.10, xla / analytic
+
+
+@pytest.mark.parametrize(
     "objective",
     # Hybrid covers the contrastive and captioning paths; the rest run in the slow suite.
     [o if o in ("hybrid",) else pytest.param(o, marks=pytest.mark.slow) for o in OBJECTIVES],
@@ -264,3 +288,117 @@ def test_every_objective_builds_a_train_step_with_it(objective):
     state, metrics = jax.eval_shape(trainer.step, trainer.abstract, batch)
     assert metrics["loss"].shape == ()
     assert jax.tree.structure(state) == jax.tree.structure(trainer.abstract)
+
+
+def _tiny_model(objective: str = "contrastive", **transformer) -> ModelConfig:
+    cfg = preset("tiny", objective)
+    audio = dataclasses.replace(
+        cfg.audio,
+        encoder="zipformer",
+        zipformer=TINY,
+        transformer=TransformerConfig(width=32, num_heads=4, **transformer),
+        max_frames=200,
+    )
+    return dataclasses.replace(cfg, audio=audio)
+
+
+SCALED_ADAM = OptimizerConfig(name="scaled_adam", learning_rate=0.02, schedule="constant")
+
+
+def _state_bytes(tree, shardings=None) -> int:
+    """Bytes of `tree`, whole or (with `shardings`) of one device's shards."""
+    leaves = jax.tree.leaves(tree)
+    shapes = [x.shape for x in leaves]
+    if shardings is not None:
+        shapes = [s.shard_shape(x) for s, x in zip(jax.tree.leaves(shardings), shapes, strict=True)]
+    return sum(int(np.prod(s)) * x.dtype.itemsize for s, x in zip(shapes, leaves, strict=True))
+
+
+@pytest.mark.slow  # compiles three train steps of the tiny Zipformer: about 4 minutes
+def test_fsdp_and_tensor_meshes_train_like_one_device():
+    """Two ScaledAdam steps on 8 simulated devices (FSDP, FSDP x tensor) give one device's
+    losses, and each device holds its share of the parameters and optimizer state."""
+    cfg = _tiny_model()
+    batch = synthetic.synthetic_batch(cfg, 8, 200, 12, seed=0, index=0)
+
+    def losses(mesh_cfg, devices=None):
+        trainer = build_trainer(
+            cfg, ObjectiveConfig(), SCALED_ADAM, mesh_cfg, total_steps=10, devices=devices
+        )
+        state, out = trainer.init(), []
+        for _ in range(2):
+            state, metrics = trainer.step(state, batch)
+            out.append(float(metrics["loss"]))
+        return out, trainer
+
+    reference, _ = losses(sharding.ShardingConfig(), jax.devices()[:1])
+    meshes = {
+        "fsdp": sharding.ShardingConfig(ici_data=1, ici_fsdp=-1),
+        "fsdp_tensor": sharding.ShardingConfig(ici_data=1, ici_fsdp=4, ici_tensor=2),
+    }
+    for name, mesh_cfg in meshes.items():
+        got, trainer = losses(mesh_cfg)
+        np.testing.assert_allclose(got, reference, rtol=1e-5, err_msg=name)
+        state = (trainer.abstract["params"], trainer.abstract["opt_state"])
+        shards = (trainer.shardings["params"], trainer.shardings["opt_state"])
+        ratio = _state_bytes(state, shards) / (_state_bytes(state) / 8)
+        assert ratio <= 1.6, (name, ratio)  # the tiny model's small vectors stay replicated
+
+
+@pytest.mark.parametrize("size", ["base", "large"])
+def test_study_sizes_hold_their_share_of_parameters_and_scaled_adam_state(size):
+    """`:base` (Zipformer-M) and `:large` (Zipformer-L) with BERT-shaped text towers: per
+    device, parameters + ScaledAdam state within 1.15x of total/8 on FSDP and FSDP x tensor."""
+    cfg = preset(size, "contrastive")
+    meshes = (
+        sharding.ShardingConfig(ici_data=1, ici_fsdp=-1),
+        sharding.ShardingConfig(ici_data=2, ici_fsdp=2, ici_tensor=2),
+    )
+    for mesh_cfg in meshes:
+        trainer = build_trainer(cfg, ObjectiveConfig(), SCALED_ADAM, mesh_cfg, total_steps=10)
+        state = (trainer.abstract["params"], trainer.abstract["opt_state"])
+        shards = (trainer.shardings["params"], trainer.shardings["opt_state"])
+        devices = 8 // mesh_cfg.ici_data
+        ratio = _state_bytes(state, shards) / (_state_bytes(state) / devices)
+        assert ratio <= 1.15, (mesh_cfg, ratio)
+
+
+def _stack_outputs(remat: str, scan: bool, params=None):
+    """Output and input gradient of TINY's two-layer, factor-8 stack under remat/scan, and
+    its parameters (the layout is the same in every form: one array per layer axis)."""
+    cfg = TransformerConfig(width=32, num_heads=4, remat=remat, scan_layers=scan)
+    stack = ZipformerStack(1, TINY, cfg, rngs=nnx.Rngs(0))
+    graphdef, state = nnx.split(stack)
+    state = state if params is None else params
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 43, 32)), jnp.float32)
+    mask = jnp.arange(43)[None] < jnp.array([[43], [30]])
+
+    def loss(s, x):
+        y = nnx.merge(graphdef, s)(x, mask)
+        return jnp.sum(jnp.where(mask[..., None], y, 0.0) ** 2), y
+
+    (_, y), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(state, x)
+    return y, grads, state
+
+
+@pytest.fixture(scope="module")
+def unrolled_stack():
+    return _stack_outputs("none", False)
+
+
+@pytest.mark.parametrize(
+    ("remat", "scan"),
+    # Each compiles a gradient (about 10 s): scan runs by default, remat in the slow suite.
+    [
+        ("none", True),
+        *(pytest.param(*p, marks=pytest.mark.slow) for p in [("full", False), ("save_dots", True)]),
+    ],
+)
+def test_remat_and_scan_over_a_stacks_layers_equal_the_unrolled_form(unrolled_stack, remat, scan):
+    y_ref, g_ref, params = unrolled_stack
+    y, g, _ = _stack_outputs(remat, scan, params)
+    np.testing.assert_allclose(y, y_ref, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_ref), strict=True):
+        # float32 sums in another order: equal to 1e-4 of each gradient's scale (at least 1:
+        # some gradients, attention key biases, are zero up to rounding).
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(np.abs(b).max(), 1.0))

@@ -570,3 +570,34 @@ def test_seek_reads_on_from_a_global_batch_whatever_the_process_count():
             it.close()
         joined = [[i for h in hosts for i in h[k]] for k in range(3)]  # host 0's rows first
         assert joined == expected, count
+
+
+@pytest.mark.parametrize("source_kind", ["stored", "device"])
+def test_clips_shorter_than_min_frames_are_looped_up_to_it_and_counted(source_kind):
+    """A 3-frame clip with min_frames=9 arrives as 9 frames, itself three times over; the
+    longer clip is untouched; the lengthening is counted by its note."""
+    lengths = [400 + 160 * n for n in (2, 11)]  # 3 and 12 fbank frames
+    waves, source = _flac_examples(lengths)
+    frames = [
+        np.arange(n * 4, dtype=np.float16).reshape(n, 4) + 100 * i for i, n in enumerate((3, 12))
+    ]
+    source = [dict(s, features=f, num_frames=len(f)) for s, f in zip(source, frames, strict=True)]
+    cfg = _cfg(train=False, global_batch_size=2, min_frames=9, feature_source=source_kind, **FBANK4)
+    (batch,), skipped = _run({"a": source}, cfg, 1)
+    assert skipped == {"short_clip_repeated": 1}
+    if source_kind == "stored":
+        np.testing.assert_array_equal(batch["feature_mask"].sum(1), [9, 12])
+        np.testing.assert_array_equal(batch["features"][0, :9], np.tile(frames[0], (3, 1)))
+        np.testing.assert_array_equal(batch["features"][1, :12], frames[1])
+        return
+    np.testing.assert_array_equal(batch["num_frames"], [9, 12])
+    looped = np.tile(waves[0], 3)
+    segment = frontend.segment_length(9, cfg.frontend_config)
+    np.testing.assert_array_equal(batch["waveform"][0, :segment], looped[:segment])
+
+
+def test_min_frames_is_validated_by_key():
+    with pytest.raises(ValueError, match="min_frames"):
+        _cfg(min_frames=0)
+    with pytest.raises(ValueError, match="min_frames"):
+        _cfg(min_frames=17)

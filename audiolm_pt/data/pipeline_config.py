@@ -26,7 +26,9 @@ class PipelineConfig:
     "device" hands the trainer waveform segments (``waveform`` int16 [B, S], ``num_frames``
     [B]) whose features the jitted step computes on the accelerator
     (``data.device_features``), SpecAugment included.
-    Audio: crop (random in training, centre in evaluation) to ``max_frames``; with
+    Audio: a clip shorter than ``min_frames`` (an encoder's receptive field) is looped up to
+    it and counted as "short_clip_repeated"; crop (random in training, centre in evaluation)
+    to ``max_frames``; with
     ``bucket_frames`` a batch is padded to the smallest bucket that holds its longest clip.
     Augmentation (training only): SpecAugment masks; mixup with probability ``mixup_prob``,
     weight ~ Beta(``mixup_alpha``, ``mixup_alpha``) folded to >= 0.5 so the first clip dominates;
@@ -48,6 +50,7 @@ class PipelineConfig:
     num_epochs: int | None = None
     train: bool = True
     max_frames: int = 1000
+    min_frames: int = 1
     bucket_frames: tuple[int, ...] = ()
     time_masks: int = 2
     max_time_mask: int = 50
@@ -84,6 +87,9 @@ class PipelineConfig:
         positive = ("global_batch_size", "max_frames", "worker_buffer_size")
         for key in positive:
             _require(getattr(self, key) > 0, key, "must be > 0")
+        _require(
+            1 <= self.min_frames <= self.max_frames, "min_frames", "must be in [1, max_frames]"
+        )
         _require(self.max_text_len >= 3, "max_text_len", "must be >= 3 (BOS, a token, EOS)")
         for key in ("time_masks", "max_time_mask", "freq_masks", "max_freq_mask"):
             _require(getattr(self, key) >= 0, key, "must be >= 0")

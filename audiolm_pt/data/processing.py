@@ -26,6 +26,10 @@ class Processed(NamedTuple):
     notes: tuple[str, ...]
 
 
+# Counted for each example whose clip was looped up to the pipeline's min_frames.
+SHORT_CLIP_NOTE = "short_clip_repeated"
+
+
 class SkipError(Exception):
     """A record unusable for a named reason."""
 
@@ -112,13 +116,13 @@ class ExampleProcessor:
             clip = self._clip(index, rng)
         except SkipError as skip:
             return Processed(None, (str(skip),))
-        notes = ()
+        notes = (SHORT_CLIP_NOTE,) if clip["repeated"] else ()
         if rng is not None and self.cfg.mixup_prob > 0 and rng.random() < self.cfg.mixup_prob:
             partner = int(rng.integers(0, min(len(self.source), sys.maxsize)))
             try:
                 clip = self._mix(clip, self._clip(partner, rng), rng)
             except SkipError as skip:
-                notes = (f"mixup_partner:{skip}",)
+                notes += (f"mixup_partner:{skip}",)
         example = {key: clip[key] for key in ("features", "waveform", "num_frames") if key in clip}
         if rng is not None and "features" in example:
             c = self.cfg
@@ -162,17 +166,25 @@ class ExampleProcessor:
 
     def _audio(self, record: dict[str, Any], rng: np.random.Generator | None) -> dict[str, Any]:
         """The example's crop: ``features``, or for the device a ``waveform`` segment and its
-        ``num_frames``."""
+        ``num_frames``; a clip shorter than ``min_frames`` is looped up to it (``repeated``)."""
+        frames, least = self.cfg.max_frames, self.cfg.min_frames
         if self.cfg.feature_source != "device":
             features = clip_features(record, self.cfg)
-            return {"features": transforms.crop(features, self.cfg.max_frames, rng)}
+            return {
+                "features": transforms.crop(transforms.repeat_to(features, least), frames, rng),
+                "repeated": len(features) < least,
+            }
         wave = _clip_waveform(record, self.cfg)
-        fe, frames = self.cfg.frontend_config, self.cfg.max_frames
+        fe = self.cfg.frontend_config
+        repeated = frontend.num_frames(wave.size, fe) < least
+        if repeated:
+            wave = transforms.repeat_to(wave, frontend.segment_length(least, fe))
         total = frontend.num_frames(wave.size, fe)
         first = transforms.crop_start(total, frames, rng)
         return {
             "waveform": frontend.cut_segment(wave, first, frames, fe),
             "num_frames": np.int32(min(total - first, frames)),
+            "repeated": repeated,
         }
 
     def _mix(

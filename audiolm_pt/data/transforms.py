@@ -1,4 +1,4 @@
-"""Per-example numpy transforms of the input pipeline: crop/pad, SpecAugment, mixup, caption
+"""Per-example numpy transforms of the input pipeline: crop/pad/repeat, SpecAugment, mixup, caption
 sampling, caption tokens for encoder and decoder, multi-hot labels. Pure functions; randomness
 comes in as a ``np.random.Generator``."""
 
@@ -22,6 +22,14 @@ def crop(features: np.ndarray, num_frames: int, rng: np.random.Generator | None)
     """At most ``num_frames`` frames: a random window when ``rng`` is given, else the centre."""
     start = crop_start(len(features), num_frames, rng)
     return features[start : start + num_frames]
+
+
+def repeat_to(x: np.ndarray, length: int) -> np.ndarray:
+    """``x`` looped end to end along its first axis up to ``length`` items (unchanged when it
+    has that many): how a clip shorter than an encoder's receptive field is lengthened."""
+    if len(x) >= length:
+        return x
+    return np.concatenate([x] * -(-length // len(x)))[:length]
 
 
 def pad(features: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ nothing mixes rows, a clip's outputs do not depend on what it is batched with.
 """
 
 import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 
 import jax
@@ -21,6 +22,8 @@ from audiolm_pt.inference.beam_search import beam_search
 from audiolm_pt.models.heads import masked_mean
 from audiolm_pt.models.model import AudioTextModel
 from audiolm_pt.text import Tokenizer
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Inference:
         self.max_text_len = max_text_len
         self.batch_size = batch_size
         self.window = model.cfg.audio.max_frames
+        self.min_frames = model.cfg.audio.min_frames
         self.encoder = model.audio_encoder
         self.has_audio_head = model.audio_proj is not None
         self.has_text = model.text_encoder is not None and tokenizer is not None
@@ -102,9 +106,26 @@ class Inference:
         picked = jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
         return jnp.sum(jnp.where(target_mask, picked, 0.0), axis=-1)
 
+    def _lengthened(self, feature_list: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Each clip, looped up to the encoder's receptive field when shorter (logged)."""
+        clips = [np.asarray(f, np.float32) for f in feature_list]
+        short = sum(len(f) < self.min_frames for f in clips)
+        if short:
+            log.warning(
+                "%d clip(s) shorter than the audio encoder's %d-frame receptive field: looped "
+                "up to it",
+                short,
+                self.min_frames,
+            )
+        return [transforms.repeat_to(f, self.min_frames) for f in clips]
+
+    def _centre_window(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A lengthened clip's centre window, padded: (features [W, M], mask [W])."""
+        return transforms.pad(transforms.crop(features, self.window, None), self.window)
+
     def _window_batches(self, feature_list: Sequence[np.ndarray]):
         """Yields (features [B, W, M], mask [B, W], rows) over all windows of all clips."""
-        pieces = [w for f in feature_list for w in windows(np.asarray(f, np.float32), self.window)]
+        pieces = [w for f in feature_list for w in windows(f, self.window)]
         for start in range(0, len(pieces), self.batch_size):
             chunk = pieces[start : start + self.batch_size]
             padded = [transforms.pad(w, self.window) for w in chunk]
@@ -113,7 +134,9 @@ class Inference:
             yield feats, mask, len(chunk)
 
     def encode(self, feature_list: Sequence[np.ndarray]) -> list[Encoded]:
-        """Encodes each clip's log-mel features [T, n_mels]."""
+        """Encodes each clip's log-mel features [T, n_mels]. A last window shorter than the
+        encoder's receptive field adds no frames."""
+        feature_list = self._lengthened(feature_list)
         outs = []
         for feats, mask, rows in self._window_batches(feature_list):
             result = jax.device_get(self._audio(self._state, feats, mask))
@@ -173,9 +196,7 @@ class Inference:
         if not self.has_decoder:
             raise ValueError(f"objective={self.model_cfg.objective!r} has no caption decoder")
         tok = self.tokenizer
-        feats, mask = transforms.pad(
-            transforms.crop(np.asarray(features), self.window, None), self.window
-        )
+        feats, mask = self._centre_window(self._lengthened([features])[0])
         out = []
         ids = self._tokens(texts)
         for start in range(0, len(ids), self.batch_size):
@@ -203,9 +224,7 @@ class Inference:
         """Yields (features [B, W, M], mask [B, W], rows): each clip's centre window."""
         for start in range(0, len(features), self.batch_size):
             chunk = features[start : start + self.batch_size]
-            padded = [
-                transforms.pad(transforms.crop(f, self.window, None), self.window) for f in chunk
-            ]
+            padded = [self._centre_window(f) for f in chunk]
             feats = _pad_rows(np.stack([p for p, _ in padded]), self.batch_size)
             mask = _pad_rows(np.stack([m for _, m in padded]), self.batch_size)
             yield feats, mask, len(chunk)
@@ -235,7 +254,7 @@ class Inference:
             self._generators[key] = jax.jit(fn)
         eos = self.tokenizer.eos_id
         out = []
-        for feats, mask, rows in self._centre_windows(features):
+        for feats, mask, rows in self._centre_windows(self._lengthened(features)):
             for seq in np.asarray(self._generators[key](self._state, feats, mask))[:rows].tolist():
                 out.append(seq[: seq.index(eos)] if eos in seq else seq)
         return out

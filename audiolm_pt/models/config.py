@@ -95,6 +95,8 @@ class ZipformerConfig(_Strict):
         return max(self.dims)
 
 
+ZIPFORMER_MIN_FRAMES = 9
+
 ZIPFORMER_SIZES = {
     "S": ZipformerConfig(
         num_layers=(2, 2, 2, 2, 2, 2),
@@ -159,10 +161,18 @@ class AudioEncoderConfig(_Strict):
             raise ValueError(f"frontend={self.frontend!r}: the zipformer has its own conv embed")
         if self.token_dropout_rate:
             raise ValueError("token_dropout_rate: not supported with encoder='zipformer'")
-        if self.max_frames < 9:
+        if self.max_frames < self.min_frames:
             raise ValueError(
-                f"max_frames={self.max_frames}: the zipformer's embed needs at least 9 frames"
+                f"max_frames={self.max_frames}: the zipformer's embed needs at least "
+                f"{self.min_frames} frames"
             )
+
+    @property
+    def min_frames(self) -> int:
+        """Input frames the encoder needs for one output frame: the Zipformer's conv embed
+        sees 9 (two valid 3-frame convolutions around a stride of 2); a transformer's front
+        end pads."""
+        return ZIPFORMER_MIN_FRAMES if self.encoder == "zipformer" else 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,27 +267,40 @@ def _stack(width: int, depth: int, heads: int, **kw: Any) -> TransformerConfig:
 
 
 _SIZES = {
-    # (audio width, depth, heads, conv channels), (text w, d, h), (decoder w, d, h), joint
+    # audio: (width, depth, heads, conv channels) of a transformer, or a Zipformer size;
+    # (text w, d, h), (decoder w, d, h), joint
     "tiny": ((64, 2, 4, 8), (64, 2, 4), (64, 2, 4), 64),
     "small": ((384, 6, 6, 32), (384, 6, 12), (384, 3, 6), 512),
-    "base": ((768, 12, 12, 64), (768, 12, 12), (768, 6, 12), 1024),
-    "large": ((1024, 24, 16, 96), (1024, 24, 16), (1024, 12, 16), 1024),
+    "base": ("M", (768, 12, 12), (768, 6, 12), 1024),
+    "large": ("L", (1024, 24, 16), (1024, 12, 16), 1024),
 }
+
+
+def _audio(spec: tuple[int, int, int, int] | str) -> AudioEncoderConfig:
+    if isinstance(spec, str):
+        z = ZIPFORMER_SIZES[spec]
+        # The transformer section gives the Zipformer its output width, dtypes, remat and scan.
+        stack = _stack(z.width, 1, max(z.heads))
+        return AudioEncoderConfig(transformer=stack, encoder="zipformer", zipformer=z)
+    width, depth, heads, channels = spec
+    return AudioEncoderConfig(transformer=_stack(width, depth, heads), conv_channels=channels)
 
 
 def preset(size: str, objective: str = "contrastive", **overrides: Any) -> ModelConfig:
     """A size preset (`tiny`, `small`, `base`, `large`) for an objective.
 
-    `base` follows the study: ~85M-parameter audio encoder, BERT-base text encoder,
-    6-layer d=768 caption decoder, 1024-d projection heads, fixed temperature 0.07.
-    `small` has the all-MiniLM-L6-v2 text shape so that checkpoint loads into it.
+    `base` follows the study: a Zipformer-M audio encoder (64.0M parameters, icefall's
+    recipe), BERT-base text encoder, 6-layer d=768 caption decoder, 1024-d projection heads,
+    fixed temperature 0.07; `large` has a Zipformer-L (146.6M) and 24-layer d=1024 towers.
+    `tiny` and `small` have transformer audio encoders; `small` has the all-MiniLM-L6-v2 text
+    shape so that checkpoint loads into it.
     """
     if size not in _SIZES:
         raise ValueError(f"size={size!r}: expected one of {tuple(_SIZES)}")
-    (aw, ad, ah, ch), (tw, td, th), (dw, dd, dh), joint = _SIZES[size]
+    audio, (tw, td, th), (dw, dd, dh), joint = _SIZES[size]
     parts = {
         "objective": objective,
-        "audio": AudioEncoderConfig(transformer=_stack(aw, ad, ah), conv_channels=ch),
+        "audio": _audio(audio),
         "text": TextEncoderConfig(
             transformer=_stack(tw, td, th, layer_norm_eps=1e-12, dropout_rate=0.1),
             pooling="cls",

@@ -121,5 +121,8 @@ def model_flops(cfg: ModelConfig, num_frames: int, num_tokens: int) -> dict[str,
 
 
 def train_flops_per_example(cfg: ModelConfig, num_frames: int, num_tokens: int) -> float:
-    """Forward + backward (2x forward) FLOPs per example."""
-    return 3.0 * model_flops(cfg, num_frames, num_tokens)["total"]
+    """Forward + backward (2x forward) FLOPs per example. A locked text tower costs nothing
+    per step: the trainer reads its outputs from a cache computed once."""
+    parts = model_flops(cfg, num_frames, num_tokens)
+    cached = parts.get("text_encoder", 0.0) if cfg.text.locked else 0.0
+    return 3.0 * (parts["total"] - cached)

@@ -5,12 +5,14 @@ inputs. Batch k depends only on (seed, k)."""
 import numpy as np
 
 from audiolm_pt.models.config import ModelConfig
+from audiolm_pt.objectives import TEXT_FEATURES
 
 
 def synthetic_batch(
     cfg: ModelConfig, batch_size: int, num_frames: int, num_tokens: int, seed: int, index: int
 ) -> dict[str, np.ndarray]:
-    """One batch: random log-mels with random valid lengths, random captions, labels."""
+    """One batch: random log-mels with random valid lengths, random captions, labels, and
+    for a locked text tower the pooled caption features that training reads from its cache."""
     rng = np.random.default_rng([seed, index])
     n_mels = cfg.audio.n_mels
     frames = rng.integers(num_frames // 2, num_frames + 1, batch_size)
@@ -31,6 +33,9 @@ def synthetic_batch(
         "decoder_targets": eos.astype(np.int32),
         "decoder_mask": text_mask,
     }
+    if cfg.text.locked and cfg.has_text_encoder:
+        width = cfg.text.transformer.width
+        batch[TEXT_FEATURES] = rng.standard_normal((batch_size, width), np.float32)
     if cfg.heads.num_labels:
         batch["labels"] = (rng.random((batch_size, cfg.heads.num_labels)) < 0.2).astype(np.float32)
     return batch
