@@ -4,7 +4,8 @@ time and MFU of both measured in one run (`benchmarks/train_step.py`), then each
 ZIPFORMER_STEPS: DEMO_STEPS scaled by their examples/s; the report gives the scaled count
 this run measured beside it) and evaluated like `benchmarks/demo_levers.py` (probes beside
 the log-mel/MFCC baselines, retrieval, zero-shot). Writes
-benchmarks/results/encoder_comparison.{json,md}.
+benchmarks/results/encoder_comparison.{json,md} and the step report beside them
+(encoder_comparison_steps.json).
 
     python benchmarks/encoder_comparison.py --root=/tmp/encoders --data_6k=/tmp/d6k/tfds
 
@@ -15,6 +16,7 @@ report of both configs instead of measuring again.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +41,14 @@ def _step_report(root: Path, given: str) -> dict:
             [sys.executable, str(script), f"--configs={configs}", f"--out={out}"], check=True
         )
     return json.loads(out.read_text())
+
+
+def _training_seconds(workdir: Path) -> float:
+    """The run's steps times its median logged step time: training time without compiles
+    and evaluations, on the machine as loaded as it was."""
+    with open(workdir / "metrics.jsonl", encoding="utf-8") as f:
+        logged = [r for r in map(json.loads, f) if "step_time" in r]
+    return max(r["step"] for r in logged) * statistics.median(r["step_time"] for r in logged)
 
 
 def main() -> None:
@@ -66,6 +76,7 @@ def main() -> None:
             examples_per_s=step["examples_per_s"],
             step_ms=1000.0 / step["steps_per_s"],
             mfu=step["mfu_measured"],
+            training_s=_training_seconds(root / run),
         )
         rows.append(row)
     meta = {
@@ -76,11 +87,13 @@ def main() -> None:
         "configured_zipformer_steps": demo.ZIPFORMER_STEPS,
     }
     out = Path(args.out)
+    out.with_name(out.name + "_steps.json").write_text(json.dumps(report, indent=1) + "\n")
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     table = demo_levers.markdown(rows)
     speeds = "\n".join(
         f"- {r['encoder']}: {r['step']} steps, {r['examples_per_s']:.1f} examples/s, "
-        f"{r['step_ms']:.0f} ms/step, MFU {100 * r['mfu']:.1f}%"
+        f"{r['step_ms']:.0f} ms/step, MFU {100 * r['mfu']:.1f}%; in its run "
+        f"{r['training_s']:.0f} s of training steps"
         for r in rows
     )
     out.with_suffix(".md").write_text(f"{table}\n{speeds}\n")
