@@ -146,6 +146,8 @@ def make_case(
     m.audio.max_frames = max(m.audio.max_frames, frames)
     m.text.max_positions = max(m.text.max_positions, tokens)
     m.decoder.max_length = max(m.decoder.max_length, tokens)
+    # Synthetic batches at the case's shape: no dataset, so no tokenizer is required.
+    config.data.source = "synthetic"
     p = config.data.pipeline
     p.global_batch_size, p.max_frames, p.max_text_len = batch, frames, tokens
     return Case(spec, config, experiment.parse(config))
