@@ -132,15 +132,15 @@ def make_case(
     dtype: str | None = None,
     remat: str | None = None,
 ) -> Case:
-    """Config `spec` at (batch, frames, tokens); `dtype` and `remat` override every
-    transformer stack's compute dtype and remat policy. Position tables grow to the shape."""
+    """Config `spec` at (batch, frames, tokens); `dtype` is the model's compute dtype and
+    `remat` overrides every transformer stack's remat policy. Position tables grow to the shape."""
     from audiolm_pt import experiment  # light: no trainer imports
 
     config = load_config(spec)
     m = config.model
+    if dtype:
+        m.compute_dtype = dtype
     for part in ("audio", "text", "decoder"):
-        if dtype:
-            m[part].transformer.dtype = dtype
         if remat:
             m[part].transformer.remat = remat
     m.audio.max_frames = max(m.audio.max_frames, frames)

@@ -12,6 +12,7 @@ from audiolm_pt import strict_config
 
 OBJECTIVES = ("contrastive", "siglip", "captioning", "hybrid", "tagging")
 REMAT_POLICIES = ("none", "full", "save_dots")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
@@ -49,6 +50,8 @@ class TransformerConfig(_Strict):
 
     def __post_init__(self):
         _check_choice("remat", self.remat, REMAT_POLICIES)
+        _check_choice("dtype", self.dtype, COMPUTE_DTYPES)
+        _check_choice("param_dtype", self.param_dtype, COMPUTE_DTYPES)
         if self.width % self.num_heads:
             raise ValueError(f"width={self.width} is not divisible by num_heads={self.num_heads}")
         for key in ("width", "depth", "num_heads", "mlp_dim"):
@@ -236,16 +239,26 @@ class HeadConfig(_Strict):
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(_Strict):
-    """The whole model; `objective` decides which parts exist."""
+    """The whole model; `objective` decides which parts exist. `compute_dtype` ("bfloat16"
+    or "float32") sets every tower's `transformer.dtype` at once; "" leaves each tower's.
+    Parameters and optimizer state keep `param_dtype`, and losses, softmaxes, norms' statistics
+    and pooling run in float32 whatever the compute dtype."""
 
     objective: str = "contrastive"
     audio: AudioEncoderConfig = AudioEncoderConfig()
     text: TextEncoderConfig = TextEncoderConfig()
     decoder: DecoderConfig = DecoderConfig()
     heads: HeadConfig = HeadConfig()
+    compute_dtype: str = ""
 
     def __post_init__(self):
         _check_choice("objective", self.objective, OBJECTIVES)
+        _check_choice("compute_dtype", self.compute_dtype, ("", *COMPUTE_DTYPES))
+        if self.compute_dtype:
+            for tower in ("audio", "text", "decoder"):
+                part = getattr(self, tower)
+                stack = dataclasses.replace(part.transformer, dtype=self.compute_dtype)
+                object.__setattr__(self, tower, dataclasses.replace(part, transformer=stack))
         if self.objective == "tagging" and self.heads.num_labels < 1:
             raise ValueError("heads.num_labels must be >= 1 for objective='tagging'")
 
