@@ -233,6 +233,8 @@ def measure(case: common.Case, devices: list, args: Any) -> dict[str, Any]:
         "compile_s": compile_s,
         "temp_bytes_per_device": memory.temp_size_in_bytes if memory else None,
         "argument_bytes_per_device": memory.argument_size_in_bytes if memory else None,
+        # The allocator's high-water mark so far (GPU/TPU; CPU devices keep no statistics).
+        "peak_bytes_in_use": (devices[0].memory_stats() or {}).get("peak_bytes_in_use"),
         "device_step_s": device_s,
         "device_step_s_min": min(device),
         "device_step_s_all": device,

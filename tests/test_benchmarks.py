@@ -298,3 +298,29 @@ def test_frontend_cost_smoke_report_covers_every_path(tmp_path):
         # Only the device path has a device half, and its batches carry int16 samples.
         assert ("device_s_per_example" in row) == (source == "device")
     assert report["frontend_options"]["log_mel"]["log_mel"]["n_mels"] == 80
+
+
+@pytest.mark.slow
+def test_gpu_check_smoke_runs_the_bf16_step_on_cpu(tmp_path):
+    """`benchmarks/gpu_check.sh --smoke`: the GPU check's own path (its installs skipped when
+    everything imports) at toy size in bfloat16 with float32 parameters."""
+    out = tmp_path / "gpu_check.json"
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "GPU_CHECK_OUT": str(out),
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+        "JAX_PLATFORMS": "cpu",
+    }
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    done = subprocess.run(["bash", str(script), "--smoke"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["failed"] == []
+    assert report["peak"]["dtype"] == "bfloat16"
+    (row,) = report["rows"]
+    assert row["dtype"] == "bfloat16"
+    assert 0 < row["mfu_measured"] <= 1.5  # a noisy CPU peak, but a real ratio
+    bad = subprocess.run(["bash", str(script), "--fast"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "--fast" in bad.stderr
