@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from audiolm_pt.models.audio_encoder import keep_random_tokens, kept_tokens
 from audiolm_pt.models.config import ModelConfig
 from audiolm_pt.models.model import AudioTextModel
 
@@ -87,14 +88,34 @@ def test_padding_does_not_change_valid_outputs(frontend, pooling):
     assert np.abs(emb_other - emb_s).max() > 1e-4
 
 
-def test_token_dropout_keeps_valid_tokens_in_order():
-    model = make_model("patch", audio={"token_dropout_rate": 0.5})
+@pytest.mark.parametrize("keep", [0.75, 0.5, 0.1])
+def test_kept_tokens_are_random_valid_ones_in_time_order(keep):
+    valid = np.array([40, 17, 1, 0])
+    x = jnp.broadcast_to(jnp.arange(40.0)[None, :, None], (4, 40, 2))
+    mask = jnp.arange(40)[None] < jnp.asarray(valid)[:, None]
+    out, kept = keep_random_tokens(x, mask, keep, jax.random.key(0))
+    assert out.shape == (4, kept_tokens(keep, 40), 2)
+    np.testing.assert_array_equal(np.asarray(kept).sum(1), np.ceil(keep * valid))
+    for row, k, n in zip(np.asarray(out[..., 0]), np.asarray(kept), valid, strict=True):
+        positions = row[k]
+        assert np.all(np.diff(positions) > 0)
+        assert np.all(positions < n)
+    first, _ = keep_random_tokens(x, mask, keep, jax.random.key(1))
+    assert not np.array_equal(first[0, :, 0], out[0, :, 0])  # the choice is random
+
+
+def test_token_dropout_keeps_a_fraction_of_each_examples_valid_tokens():
+    model = make_model("patch", audio={"token_keep": 0.5})
     x = features(2, 64)
     mask = jnp.arange(64)[None] < jnp.array([[64], [20]])
     frames, fm = model.encode_audio(x, mask, deterministic=False, rng=jax.random.key(3))
-    assert frames.shape == (2, 16, 32)  # ceil(0.5 * 32 tokens)
-    # Example 1 has 10 valid tokens (5 steps x 2 bands): all kept, padding fills the rest.
-    np.testing.assert_array_equal(np.asarray(fm).sum(1), [16, 10])
+    assert frames.shape == (2, 16, 32)  # ceil(0.5 * 32 tokens) slots
+    # Example 1 has 10 valid tokens (5 steps x 2 bands): it keeps 5, the rest is padding.
+    np.testing.assert_array_equal(np.asarray(fm).sum(1), [16, 5])
+    again, _ = model.encode_audio(x, mask, deterministic=False, rng=jax.random.key(3))
+    np.testing.assert_array_equal(again, frames)
+    other, _ = model.encode_audio(x, mask, deterministic=False, rng=jax.random.key(4))
+    assert not np.allclose(other, frames)  # another key keeps other tokens
     frames_eval, _ = model.encode_audio(x, mask)
     assert frames_eval.shape == (2, 32, 32)
     with pytest.raises(ValueError, match="rng"):

@@ -88,6 +88,18 @@ def test_train_flops_is_three_forwards_and_scales_with_length():
     cfg = preset("base", "hybrid")
     f1 = flops.model_flops(cfg, 1000, 32)
     assert flops.train_flops_per_example(cfg, 1000, 32) == pytest.approx(3 * f1["total"])
+    # Token dropout: the layers after the front end, and the decoder's cross-attention, see
+    # the kept tokens only (250 -> 125 at keep 0.5), in training and not in evaluation.
+    full = preset("small", "hybrid")  # a transformer audio tower: base's Zipformer has none
+    half = dataclasses.replace(full, audio=dataclasses.replace(full.audio, token_keep=0.5))
+    f_full = flops.model_flops(full, 1000, 32)
+    assert flops.model_flops(half, 1000, 32) == f_full
+    trained = flops.model_flops(half, 1000, 32, train=True)
+    assert trained["decoder"] == pytest.approx(flops.model_flops(full, 500, 32)["decoder"])
+    assert trained["audio_encoder"] < 0.6 * f_full["audio_encoder"]
+    assert flops.train_flops_per_example(half, 1000, 32) == pytest.approx(
+        3 * (trained["total"] - trained["text_encoder"] * half.text.locked)
+    )
     locked = dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, locked=True))
     assert flops.train_flops_per_example(locked, 1000, 32) == pytest.approx(
         3 * (f1["total"] - f1["text_encoder"])

@@ -174,7 +174,7 @@ def test_the_audio_encoder_runs_it_with_token_times_at_25_hz():
     ("change", "message"),
     [
         ({"frontend": "patch"}, "frontend='patch'"),
-        ({"token_dropout_rate": 0.5}, "token_dropout_rate"),
+        ({"token_keep": 0.5}, "token_keep"),
         ({"max_frames": 8}, "max_frames=8"),
         ({"transformer": TransformerConfig(width=64)}, r"transformer.width=64 .* max\(zipformer"),
     ],

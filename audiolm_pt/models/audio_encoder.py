@@ -5,7 +5,7 @@ front-ends: `patch` (AST/ViT non-overlapping time x frequency patches, tokens or
 time-major) and `conv` (two stride-2 3x3 convolutions, one token per 4 input frames: 40 ms
 for a 10 ms hop). Padded input frames are zeroed and every intermediate is re-masked, so
 outputs on the valid part do not depend on how much padding follows. Token dropout (train
-only) keeps a random subset of tokens, preferring valid ones.
+only, `token_keep`) keeps a random fraction of each example's valid tokens.
 """
 
 import math
@@ -168,8 +168,8 @@ class AudioEncoder(nnx.Module):
         x = x.reshape(b, -1, t.width)
         mask = jnp.repeat(mask, self.tokens_per_step, axis=1)
         token_key, input_key, layer_key = layers.split_key(rng, 3)
-        if token_key is not None and self.cfg.token_dropout_rate > 0:
-            x, mask = _keep_random_tokens(x, mask, 1.0 - self.cfg.token_dropout_rate, token_key)
+        if token_key is not None and self.cfg.token_keep < 1.0:
+            x, mask = keep_random_tokens(x, mask, self.cfg.token_keep, token_key)
         bias = layers.attention_bias(mask[:, None, :])
         keys = layers.layer_keys(layer_key, t.depth)
         x = layers.dropout(x, t.dropout_rate, input_key)
@@ -177,11 +177,21 @@ class AudioEncoder(nnx.Module):
         return self.norm(x), mask
 
 
-def _keep_random_tokens(
-    x: jax.Array, mask: jax.Array, keep_fraction: float, key: jax.Array
+def kept_tokens(keep: float, num_tokens: int) -> int:
+    """Token slots left after dropout: every example's kept tokens fit in them."""
+    return max(1, math.ceil(keep * num_tokens))
+
+
+def keep_random_tokens(
+    x: jax.Array, mask: jax.Array, keep: float, key: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-    """Keeps ceil(keep_fraction * N) tokens at random (valid ones first), in time order."""
-    n_keep = max(1, math.ceil(keep_fraction * x.shape[1]))
-    score = jax.random.uniform(key, mask.shape) + mask.astype(jnp.float32)
-    idx = jnp.sort(jax.lax.top_k(score, n_keep)[1], axis=-1)
-    return jnp.take_along_axis(x, idx[..., None], axis=1), jnp.take_along_axis(mask, idx, axis=1)
+    """Each example keeps ceil(keep * its valid tokens), chosen at random, in time order, in
+    `kept_tokens(keep, N)` slots (the rest masked): short clips lose the same fraction as
+    long ones."""
+    n_keep = kept_tokens(keep, x.shape[1])
+    quota = jnp.ceil(keep * jnp.sum(mask, axis=1, keepdims=True))
+    draw = jnp.where(mask, jax.random.uniform(key, mask.shape), 2.0)
+    rank = jnp.argsort(jnp.argsort(draw, axis=1), axis=1)  # valid tokens first, at random
+    chosen = rank < quota
+    idx = jnp.sort(jax.lax.top_k(jnp.where(chosen, 1.0 + draw, -rank), n_keep)[1], axis=-1)
+    return jnp.take_along_axis(x, idx[..., None], axis=1), jnp.take_along_axis(chosen, idx, axis=1)

@@ -139,15 +139,16 @@ class AudioEncoderConfig(_Strict):
     # features (AST-style); 0 and 1 leave the features as they are.
     input_mean: float = 0.0
     input_std: float = 1.0
-    # Fraction of output tokens dropped at random in training (0 disables).
-    token_dropout_rate: float = 0.0
+    # Audio token dropout (FLIP-style, training only): each example keeps this fraction of its
+    # valid front-end tokens, chosen at random, before the transformer layers (1.0 keeps all).
+    token_keep: float = 1.0
 
     def __post_init__(self):
         _check_choice("encoder", self.encoder, ("transformer", "zipformer"))
         _check_choice("frontend", self.frontend, ("patch", "conv"))
         _check_choice("positions", self.positions, ("learned", "sinusoidal"))
-        if not 0.0 <= self.token_dropout_rate < 1.0:
-            raise ValueError(f"token_dropout_rate={self.token_dropout_rate} must be in [0, 1)")
+        if not 0.0 < self.token_keep <= 1.0:
+            raise ValueError(f"token_keep={self.token_keep} must be in (0, 1]")
         if self.input_std <= 0:
             raise ValueError(f"input_std={self.input_std} must be > 0")
         if self.encoder == "zipformer":
@@ -162,8 +163,8 @@ class AudioEncoderConfig(_Strict):
             )
         if self.frontend != "conv":
             raise ValueError(f"frontend={self.frontend!r}: the zipformer has its own conv embed")
-        if self.token_dropout_rate:
-            raise ValueError("token_dropout_rate: not supported with encoder='zipformer'")
+        if self.token_keep < 1.0:
+            raise ValueError("token_keep: below 1 is not supported with encoder='zipformer'")
         if self.max_frames < self.min_frames:
             raise ValueError(
                 f"max_frames={self.max_frames}: the zipformer's embed needs at least "

@@ -5,6 +5,7 @@ times the forward pass (`train_flops_per_example`).
 
 import math
 
+from audiolm_pt.models.audio_encoder import kept_tokens
 from audiolm_pt.models.config import (
     AudioEncoderConfig,
     DecoderConfig,
@@ -64,7 +65,13 @@ def zipformer_flops(cfg: AudioEncoderConfig, num_frames: int) -> float:
     return 2.0 * (embed + stacks)
 
 
-def audio_encoder_flops(cfg: AudioEncoderConfig, num_frames: int) -> float:
+def audio_tokens_seen(cfg: AudioEncoderConfig, num_frames: int, train: bool) -> int:
+    """Tokens the layers after the front end see: in training, those token dropout keeps."""
+    n = audio_num_tokens(cfg, num_frames)
+    return kept_tokens(cfg.token_keep, n) if train else n
+
+
+def audio_encoder_flops(cfg: AudioEncoderConfig, num_frames: int, train: bool = False) -> float:
     if cfg.encoder == "zipformer":
         return zipformer_flops(cfg, num_frames)
     d = cfg.transformer.width
@@ -76,7 +83,7 @@ def audio_encoder_flops(cfg: AudioEncoderConfig, num_frames: int) -> float:
         front = 2.0 * (t1 * f1 * 9 * c + t2 * f2 * 9 * c * c + t2 * c * f2 * d)
     else:
         front = 2.0 * n * cfg.patch_time * cfg.patch_freq * d
-    return front + _stack_flops(cfg.transformer, n)
+    return front + _stack_flops(cfg.transformer, audio_tokens_seen(cfg, num_frames, train))
 
 
 def text_encoder_flops(cfg: TextEncoderConfig, num_tokens: int) -> float:
@@ -99,20 +106,22 @@ def projection_flops(cfg: HeadConfig, in_dim: int) -> float:
     return 2.0 * (in_dim * cfg.joint_dim + (cfg.projection_depth - 1) * cfg.joint_dim**2)
 
 
-def model_flops(cfg: ModelConfig, num_frames: int, num_tokens: int) -> dict[str, float]:
-    """Forward FLOPs per example of each part the objective uses, and their `total`."""
+def model_flops(
+    cfg: ModelConfig, num_frames: int, num_tokens: int, train: bool = False
+) -> dict[str, float]:
+    """Forward FLOPs per example of each part the objective uses, and their `total`; with
+    `train`, over the audio tokens that token dropout keeps."""
     a = cfg.audio.transformer.width
-    parts = {"audio_encoder": audio_encoder_flops(cfg.audio, num_frames)}
+    n_audio = audio_tokens_seen(cfg.audio, num_frames, train)
+    parts = {"audio_encoder": audio_encoder_flops(cfg.audio, num_frames, train)}
     if cfg.has_text_encoder:
         parts["text_encoder"] = text_encoder_flops(cfg.text, num_tokens)
         parts["heads"] = projection_flops(cfg.heads, a) + projection_flops(
             cfg.heads, cfg.text.transformer.width
         )
     if cfg.heads.audio_pooling == "attention":
-        n_audio = audio_num_tokens(cfg.audio, num_frames)
         parts["attention_pool"] = 2.0 * (2 * n_audio * a * a + 2 * a * a + 2 * n_audio * a)
     if cfg.has_decoder:
-        n_audio = audio_num_tokens(cfg.audio, num_frames)
         parts["decoder"] = decoder_flops(cfg.decoder, num_tokens, n_audio, a)
     if cfg.has_tagging_head:
         parts["tag_head"] = 2.0 * a * cfg.heads.num_labels
@@ -121,8 +130,8 @@ def model_flops(cfg: ModelConfig, num_frames: int, num_tokens: int) -> dict[str,
 
 
 def train_flops_per_example(cfg: ModelConfig, num_frames: int, num_tokens: int) -> float:
-    """Forward + backward (2x forward) FLOPs per example. A locked text tower costs nothing
-    per step: the trainer reads its outputs from a cache computed once."""
-    parts = model_flops(cfg, num_frames, num_tokens)
+    """Forward + backward (2x forward) FLOPs per example, after token dropout. A locked text
+    tower costs nothing per step: the trainer reads its outputs from a cache computed once."""
+    parts = model_flops(cfg, num_frames, num_tokens, train=True)
     cached = parts.get("text_encoder", 0.0) if cfg.text.locked else 0.0
     return 3.0 * (parts["total"] - cached)
