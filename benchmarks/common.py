@@ -9,6 +9,7 @@ on `sys.path` so that `configs.*` resolve as they do for `python -m audiolm_pt.m
 """
 
 import argparse
+import ast
 import dataclasses
 import datetime
 import importlib
@@ -94,13 +95,26 @@ def _plain(x: Any) -> Any:
 
 
 def load_config(spec: str) -> Any:
-    """`name:arg` -> `configs/<name>.py`'s `get_config(arg)` (`demo:hybrid`, `hybrid:small`)."""
+    """`name:arg` -> `configs/<name>.py`'s `get_config(arg)` (`demo:hybrid`, `hybrid:small`),
+    then any `+key=value` overrides after it (`demo:contrastive+model.audio.token_keep=0.5`;
+    values as Python literals)."""
+    spec, *overrides = spec.split("+")
     name, _, arg = spec.partition(":")
     try:
         module = importlib.import_module(f"configs.{name}")
     except ModuleNotFoundError as e:
         raise ValueError(f"config {spec!r}: no configs/{name}.py") from e
-    return module.get_config(arg or None)
+    config = module.get_config(arg or None)
+    for override in overrides:
+        key, _, value = override.partition("=")
+        *path, leaf = key.split(".")
+        node = config
+        for part in path:
+            node = node[part]
+        if leaf not in node:
+            raise ValueError(f"config {spec!r}: no key {key!r} to override")
+        node[leaf] = ast.literal_eval(value)
+    return config
 
 
 @dataclasses.dataclass(frozen=True)

@@ -324,3 +324,13 @@ def test_gpu_check_smoke_runs_the_bf16_step_on_cpu(tmp_path):
     bad = subprocess.run(["bash", str(script), "--fast"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2
     assert "--fast" in bad.stderr
+
+
+def test_config_specs_split_and_take_overrides():
+    specs = common.split_specs("demo:contrastive,wide+model.audio.token_keep=0.5,hybrid:small")
+    assert specs == ["demo:contrastive,wide+model.audio.token_keep=0.5", "hybrid:small"]
+    config = common.load_config(specs[0])
+    assert config.model.audio.token_keep == 0.5
+    assert config.model.audio.transformer.width == 256  # the arg still applies
+    with pytest.raises(ValueError, match=r"model\.audio\.no_such_key"):
+        common.load_config("demo:contrastive+model.audio.no_such_key=1")
