@@ -74,6 +74,13 @@ VARIANTS = {
                  "+ mixup (p 0.3, dominant clip's caption)"),
     "zipformer_6k": ("6k", "contrastive,zipformer", (),
                      "the demo-size Zipformer audio encoder, for the demo's training time"),
+    # Steps: 2,400 x examples/s over keep 1.0's (benchmarks/results/token_keep_step.json).
+    "keep75_6k": ("6k", "contrastive", ("--config.model.audio.token_keep=0.75",
+                  "--config.train.num_steps=2767"),
+                  "token dropout keeping 75% of the audio tokens, for the demo's training time"),
+    "keep50_6k": ("6k", "contrastive", ("--config.model.audio.token_keep=0.5",
+                  "--config.train.num_steps=3711"),
+                  "token dropout keeping 50% of the audio tokens, for the demo's training time"),
 }  # fmt: skip
 
 
