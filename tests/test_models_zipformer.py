@@ -32,7 +32,7 @@ from audiolm_pt.models.config import (
 from audiolm_pt.models.zipformer import Zipformer, ZipformerStack
 from audiolm_pt.models.zipformer_layers import depthwise_conv
 from audiolm_pt.objectives import ObjectiveConfig
-from audiolm_pt.train import synthetic
+from audiolm_pt.train import mfu, synthetic
 from audiolm_pt.train.build import build_trainer
 
 EMBED_PARAMS = 611_953
@@ -236,6 +236,18 @@ def test_analytic_flops_match_xla_for_forward_and_backward():
     assert abs(xla / analytic - 1) < 0.10
 
 
+def _one_device_trainer(cfg: ModelConfig):
+    """The trainer of `cfg`'s objective with default AdamW on one device."""
+    return build_trainer(
+        cfg,
+        ObjectiveConfig(objective=cfg.objective),
+        OptimizerConfig(),
+        sharding.ShardingConfig(),
+        total_steps=10,
+        devices=jax.devices()[:1],
+    )
+
+
 @pytest.mark.parametrize(
     "size",
     ["base", pytest.param("large", marks=pytest.mark.slow)],  # each lowers in ~15 s
@@ -245,17 +257,10 @@ def test_analytic_flops_match_xla_for_a_full_train_step(size):
     caption decoder, losses and AdamW included, as XLA counts the lowered program (before
     fusion, which does not change what is computed)."""
     cfg = preset(size, "hybrid")
-    trainer = build_trainer(
-        cfg,
-        ObjectiveConfig(objective="hybrid"),
-        OptimizerConfig(),
-        sharding.ShardingConfig(),
-        total_steps=10,
-        devices=jax.devices()[:1],
-    )
+    trainer = _one_device_trainer(cfg)
     batch = synthetic.synthetic_batch(cfg, 2, 1000, 32, seed=0, index=0)
     xla = trainer.step.lower(trainer.abstract, batch).cost_analysis()["flops"]
-    analytic = 2 * flops.train_flops_per_example(cfg, 1000, 32)
+    analytic = mfu.train_step_flops(cfg, 2, 1000, 32)
     assert abs(xla / analytic - 1) < 0.10, xla / analytic
 
 
@@ -276,14 +281,7 @@ def test_every_objective_builds_a_train_step_with_it(objective):
         max_frames=200,
     )
     cfg = dataclasses.replace(cfg, audio=audio)
-    trainer = build_trainer(
-        cfg,
-        ObjectiveConfig(objective=objective),
-        OptimizerConfig(),
-        sharding.ShardingConfig(),
-        total_steps=10,
-        devices=jax.devices()[:1],
-    )
+    trainer = _one_device_trainer(cfg)
     batch = synthetic.synthetic_batch(cfg, 4, 200, 12, seed=0, index=0)
     state, metrics = jax.eval_shape(trainer.step, trainer.abstract, batch)
     assert metrics["loss"].shape == ()
