@@ -1,9 +1,14 @@
-"""Input pipeline throughput: stored features vs fbank on the host, 0/1/2 Grain workers, and
-the same clip load through a PyTorch DataLoader with librosa log-mel (or a plain librosa loop
-when torch is missing). Prints a table, writes benchmarks/results/input_pipeline.json.
+"""Input pipeline throughput against its PyTorch peer, in one run: our Grain pipeline from
+stored features and from raw audio (FLAC decoded, Kaldi fbank on the host:
+`feature_source="host"`), and a torch `DataLoader` doing the same from the same records
+(soundfile, `torchaudio.compliance.kaldi.fbank`, crop, the same tokenizer file), at 0/1/2
+workers each, in `--rounds` alternating rounds whose order rotates; each round's ratio
+divides our clips/s by the peer's at the same workers. Neither side augments. Prints a
+table, writes benchmarks/results/input_pipeline.json.
 
     python -m audiolm_pt.data.builders --format=demo --source_dir=/tmp/demo1k \
         --data_dir=/tmp/demo_tfds --store_waveform
+    bash benchmarks/peer_setup.sh        # torchaudio for the peer (once)
     python benchmarks/input_pipeline.py --data_dir=/tmp/demo_tfds [--compare_step]
 
 `--compare_step` adds the pipeline against the train step's appetite on the same cores: for
@@ -13,21 +18,36 @@ examples/s its train step consumes with batches ready (`train_step.py`'s loop fi
 measured alone one after the other. Target: at least 3x.
 """
 
-import importlib.util
+import importlib.metadata
+import io
+import statistics
 import time
 import types
+from pathlib import Path
 from typing import Any
 
 import common
 import jax
-import librosa
 import numpy as np
+import soundfile
 
+from audiolm_pt.audio.fbank import FbankConfig
 from audiolm_pt.data.pipeline import make_iterator, tfds_source
 from audiolm_pt.data.pipeline_config import PipelineConfig
-from audiolm_pt.data.processing import decode_waveform
+from configs.common import minilm_dir
 
 COMPARE_CONFIGS = ("demo:contrastive", "contrastive:small")
+TORCH = "torch/kaldi"
+PIPELINES = ("grain/stored", "grain/fbank", TORCH)
+
+
+def torch_peer() -> dict[str, str]:
+    """torch's and torchaudio's versions, or why the peer cannot run."""
+    try:
+        import torchaudio.compliance.kaldi  # noqa: F401
+    except ImportError as e:
+        return {"missing": f"{e} (bash benchmarks/peer_setup.sh installs torchaudio)"}
+    return {p: importlib.metadata.version(p) for p in ("torch", "torchaudio")}
 
 
 def _timed(batches, num_batches: int, batch_size: int) -> dict[str, float]:
@@ -49,6 +69,11 @@ def grain_run(source, mode: str, workers: int, args) -> dict[str, float]:
         max_frames=args.max_frames,
         num_workers=workers,
         feature_source="host" if mode == "fbank" else "stored",
+        tokenizer=args.tokenizer,
+        max_text_len=args.max_text_len,
+        # The peer does not augment; neither do we here.
+        time_masks=0,
+        freq_masks=0,
     )
     it = make_iterator({"demo": source}, cfg, process_index=0, process_count=1)
     try:
@@ -59,31 +84,71 @@ def grain_run(source, mode: str, workers: int, args) -> dict[str, float]:
         it.close()
 
 
-class LibrosaClips:
-    """The PyTorch-style dataset: waveform → librosa log-mel → random crop/pad."""
+class KaldiClips:
+    """The PyTorch peer's dataset, as a torch user writes it: soundfile decoding, torchaudio
+    resampling (where a clip is not at 16 kHz) and Kaldi fbank
+    (`torchaudio.compliance.kaldi.fbank` with our front end's options), a random crop to
+    `max_frames`, one random caption tokenized by the same `tokenizers` file."""
 
-    def __init__(self, source, max_frames: int):
-        self.source, self.max_frames = source, max_frames
+    def __init__(self, source, max_frames: int, max_text_len: int, tokenizer: str):
+        self.source, self.max_frames, self.max_text_len = source, max_frames, max_text_len
+        self.tokenizer_path, self.tokenizer = tokenizer, None
+        self.rng = np.random.default_rng()
 
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int):
-        record = self.source[index % len(self.source)]
-        wave = decode_waveform(record["waveform"]).astype(np.float32) / 32768
-        mel = librosa.feature.melspectrogram(
-            y=wave, sr=16000, n_fft=512, win_length=400, hop_length=160, n_mels=80
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        import tokenizers
+        import torch
+        import torchaudio
+
+        if self.tokenizer is None:  # loaded in each worker
+            self.tokenizer = tokenizers.Tokenizer.from_file(self.tokenizer_path)
+        record = self.source[index]
+        wave, rate = soundfile.read(io.BytesIO(bytes(record["waveform"])), dtype="float32")
+        wave = torch.from_numpy(wave)[None]
+        f = FbankConfig()
+        if rate != f.sample_rate:
+            wave = torchaudio.functional.resample(wave, rate, f.sample_rate)
+        feats = torchaudio.compliance.kaldi.fbank(
+            wave * f.input_scale,
+            num_mel_bins=f.num_mel_bins,
+            frame_length=f.frame_length_ms,
+            frame_shift=f.frame_shift_ms,
+            window_type=f.window_type,
+            preemphasis_coefficient=f.preemph_coeff,
+            remove_dc_offset=f.remove_dc_offset,
+            snip_edges=f.snip_edges,
+            round_to_power_of_two=f.round_to_power_of_two,
+            low_freq=f.low_freq,
+            high_freq=f.high_freq,
+            use_power=f.use_power,
+            use_log_fbank=f.use_log,
+            dither=0.0,
+            sample_frequency=f.sample_rate,
         )
-        frames = np.log(mel + 1e-6).T[: self.max_frames]
-        out = np.zeros((self.max_frames, 80), np.float32)
-        out[: len(frames)] = frames
-        return out, len(frames)
+        start = int(self.rng.integers(0, max(len(feats) - self.max_frames, 0) + 1))
+        crop = feats[start : start + self.max_frames]
+        features = torch.zeros(self.max_frames, f.num_mel_bins)
+        features[: len(crop)] = crop
+        captions = [c.decode() if isinstance(c, bytes) else c for c in record["captions"]]
+        ids = self.tokenizer.encode(captions[self.rng.integers(len(captions))]).ids
+        ids = ids[: self.max_text_len]
+        tokens = torch.zeros(self.max_text_len, dtype=torch.int32)
+        tokens[: len(ids)] = torch.tensor(ids, dtype=torch.int32)
+        return {
+            "features": features,
+            "feature_mask": torch.arange(self.max_frames) < len(crop),
+            "text_tokens": tokens,
+            "text_mask": torch.arange(self.max_text_len) < len(ids),
+        }
 
 
 def torch_run(source, workers: int, args) -> dict[str, float]:
-    import torch  # optional: only when installed
+    import torch
 
-    clips = LibrosaClips(source, args.max_frames)
+    clips = KaldiClips(source, args.max_frames, args.max_text_len, args.tokenizer)
     sampler = torch.utils.data.RandomSampler(clips, replacement=True, num_samples=10**9)
     loader = torch.utils.data.DataLoader(
         clips,
@@ -94,17 +159,6 @@ def torch_run(source, workers: int, args) -> dict[str, float]:
         multiprocessing_context="spawn" if workers else None,
     )
     return _timed(iter(loader), args.num_batches, args.batch_size)
-
-
-def librosa_loop(source, args) -> dict[str, float]:
-    clips = LibrosaClips(source, args.max_frames)
-    rng = np.random.default_rng(0)
-
-    def batches():
-        while True:
-            yield [clips[int(i)] for i in rng.integers(0, len(clips), args.batch_size)]
-
-    return _timed(batches(), args.num_batches, args.batch_size)
 
 
 def compare_step(args) -> list[dict[str, Any]]:
@@ -172,6 +226,42 @@ def compare_step(args) -> list[dict[str, Any]]:
     return rows
 
 
+def run(pipeline: str, source, workers: int, args) -> dict[str, Any]:
+    if pipeline == TORCH:
+        return torch_run(source, workers, args)
+    return grain_run(source, pipeline.split("/")[1], workers, args)
+
+
+def summarise(rounds: list[dict[str, Any]], workers: list[int]) -> list[dict[str, Any]]:
+    """Per pipeline and worker count: median clips/s over rounds (and its range); for our
+    pipelines, the per-round ratio over the torch peer at the same workers."""
+    rows = []
+    for w in workers:
+        for pipeline in {r["pipeline"] for r in rounds}:
+            mine = [r for r in rounds if r["pipeline"] == pipeline and r["workers"] == w]
+            if not mine:
+                continue
+            rates = [r["clips_per_s"] for r in mine]
+            row = {
+                "pipeline": pipeline,
+                "workers": w,
+                "clips_per_s": statistics.median(rates),
+                "clips_per_s_range": [min(rates), max(rates)],
+                "skipped": mine[-1].get("skipped", {}),
+            }
+            peers = {
+                r["round"]: r["clips_per_s"]
+                for r in rounds
+                if r["pipeline"] == TORCH and r["workers"] == w
+            }
+            ratios = [r["clips_per_s"] / peers[r["round"]] for r in mine if r["round"] in peers]
+            if pipeline != TORCH and ratios:
+                row["over_torch"] = statistics.median(ratios)
+                row["over_torch_range"] = [min(ratios), max(ratios)]
+            rows.append(row)
+    return sorted(rows, key=lambda r: (r["workers"], r["pipeline"]))
+
+
 def main() -> None:
     parser = common.parser(__doc__.split("\n")[0], "input_pipeline")
     parser.add_argument("--data_dir", required=True, help="TFDS data_dir holding the demo build")
@@ -180,57 +270,55 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--num_batches", type=int, default=20)
     parser.add_argument("--max_frames", type=int, default=1000)
+    parser.add_argument("--max_text_len", type=int, default=32)
+    parser.add_argument("--tokenizer", default="", help="tokenizer.json (default: MiniLM's)")
     parser.add_argument("--workers", default="0,1,2")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--compare_step", action="store_true", help="pipeline vs train step")
     parser.add_argument("--compare_configs", default=",".join(COMPARE_CONFIGS))
     parser.add_argument("--compare_steps", type=int, default=5, help="timed train steps")
     args = parser.parse_args()
     if args.smoke:
-        args.num_batches, args.workers, args.compare_steps = 2, "0", 2
+        args.num_batches, args.workers, args.compare_steps, args.rounds = 2, "0", 2, 1
         args.compare_configs = "demo:contrastive,tiny"
+    args.tokenizer = args.tokenizer or str(Path(minilm_dir()) / "tokenizer.json")
     meta = common.run_metadata()
     source = tfds_source(args.name, args.split, args.data_dir)
     workers = [int(w) for w in args.workers.split(",")]
-    # Without stored waveforms every record would be skipped and the fbank rows never finish.
-    has_waveform = len(source[0].get("waveform", b"")) > 0
-    if not has_waveform:
-        print(
-            f"{args.data_dir}: no stored waveforms (build with --store_waveform); "
-            "on-the-fly fbank and librosa rows left out"
-        )
-    rows = []
-    for mode in ("stored", "fbank") if has_waveform else ("stored",):
+    peer = torch_peer()
+    meta["torch_peer"] = peer
+    pipelines = PIPELINES
+    # Without stored waveforms only the stored-feature rows can run.
+    if not len(source[0].get("waveform", b"")):
+        print(f"{args.data_dir}: no stored waveforms (build with --store_waveform)")
+        pipelines = PIPELINES[:1]
+    elif "missing" in peer:
+        print(f"torch peer left out: {peer['missing']}")
+        pipelines = PIPELINES[:2]
+    rounds = []
+    for r in range(args.rounds):
+        k = r % len(pipelines)
+        order = pipelines[k:] + pipelines[:k]
         for w in workers:
-            rows.append(
-                {"pipeline": f"grain/{mode}", "workers": w, **grain_run(source, mode, w, args)}
-            )
-    if has_waveform and importlib.util.find_spec("torch") is None:
-        rows.append({"pipeline": "librosa loop", "workers": 0, **librosa_loop(source, args)})
-    elif has_waveform:
-        for w in workers:
-            rows.append({"pipeline": "torch+librosa", "workers": w, **torch_run(source, w, args)})
-    for row in rows:
-        row["clips_per_s_per_core"] = row["clips_per_s"] / max(row["workers"], 1)
-    fbank = {r["workers"]: r["clips_per_s"] for r in rows if r["pipeline"] == "grain/fbank"}
-    for row in rows:
-        if row["pipeline"] not in ("grain/stored", "grain/fbank") and row["workers"] in fbank:
-            row["grain_fbank_over_this"] = fbank[row["workers"]] / row["clips_per_s"]
+            for pipeline in order:
+                result = run(pipeline, source, w, args)
+                rounds.append({"round": r, "pipeline": pipeline, "workers": w, **result})
+                print(f"round {r} {pipeline} workers={w}: {result['clips_per_s']:.1f} clips/s")
+    rows = summarise(rounds, workers)
     common.print_table(
         rows,
         (
             ("pipeline", "pipeline", "s"),
             ("workers", "workers", "d"),
-            ("batches_per_s", "batch/s", ".2f"),
             ("clips_per_s", "clips/s", ".1f"),
-            ("clips_per_s_per_core", "clips/s/core", ".1f"),
-            ("grain_fbank_over_this", "ratio", ".2f"),
+            ("over_torch", "over torch", ".2f"),
         ),
     )
     body = {
         "settings": vars(args),
         "num_clips": len(source),
-        "stored_waveforms": bool(has_waveform),
         "rows": rows,
+        "rounds": rounds,
     }
     if args.compare_step:
         body["compare_step"] = compare_step(args)

@@ -129,8 +129,10 @@ class Attention(nnx.Module):
         self.query = dense(d, (h, self.head_dim), names, cfg, rngs=rngs)
         self.key = dense(kv_dim or d, (h, self.head_dim), names, cfg, rngs=rngs)
         self.value = dense(kv_dim or d, (h, self.head_dim), names, cfg, rngs=rngs)
+        # Reads the head-major [B, H, Q, Dh] attention output: on CPU a batched matmul that
+        # writes [B, Q, H, Dh] directly runs several times slower (benchmarks/peer_torch.py).
         self.out = dense(
-            (h, self.head_dim), d, ("heads", "kv", "embed"), cfg, rngs=rngs, axis=(-2, -1)
+            (h, self.head_dim), d, ("heads", "kv", "embed"), cfg, rngs=rngs, axis=(1, 3)
         )
 
     def project_kv(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -144,7 +146,7 @@ class Attention(nnx.Module):
         logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) + bias
         probs = jax.nn.softmax(logits, axis=-1)
         probs = dropout(probs, self.cfg.attention_dropout_rate, key).astype(v.dtype)
-        return self.out(jnp.einsum("bhqk,bkhd->bqhd", probs, v))
+        return self.out(jnp.einsum("bhqk,bkhd->bhqd", probs, v))
 
     def __call__(self, x, kv_input, bias, key=None):
         k, v = self.project_kv(kv_input)
