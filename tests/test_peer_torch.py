@@ -60,5 +60,5 @@ def test_torch_counts_exactly_our_analytic_forward_flops(spec):
 
 def test_twin_refuses_what_it_does_not_implement():
     case = common.make_case("contrastive:tiny+model.audio.frontend='patch'", *SHAPE)
-    with pytest.raises(ValueError, match="audio.frontend"):
+    with pytest.raises(ValueError, match=r"audio\.frontend"):
         peer.Twin(case.model)
