@@ -287,7 +287,7 @@ def where_time_goes(spec: str, shape: tuple[int, int, int], devices: list, reps:
             twin.zero_grad(set_to_none=True)
             loss = torch_part().sum()
             loss.backward()
-            return loss
+            return loss.detach()
 
         with torch.no_grad():
             torch_fwd = _median_time(lambda p=torch_part: p().sum(), float, reps)

@@ -48,7 +48,7 @@ def _with_scale(init, factor):
     return patched
 
 
-@pytest.mark.parametrize("spec", ["contrastive:tiny", "demo:contrastive"])
+@pytest.mark.parametrize("spec", ["contrastive:tiny", "contrastive:tiny+model.text.locked=True"])
 def test_torch_counts_exactly_our_analytic_forward_flops(spec):
     case = common.make_case(spec, *SHAPE)
     trainer = common.trainer_for(case, jax.devices()[:1])

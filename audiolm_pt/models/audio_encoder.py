@@ -68,9 +68,7 @@ def conv3x3_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Arr
     _, t, f, c = x.shape
     t2, f2 = -(-t // 2), -(-f // 2)
     padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    views = [
-        padded[:, i : i + 2 * t2 : 2, j : j + 2 * f2 : 2] for i in range(3) for j in range(3)
-    ]
+    views = [padded[:, i : i + 2 * t2 : 2, j : j + 2 * f2 : 2] for i in range(3) for j in range(3)]
     patches = jnp.concatenate(views, axis=-1)  # [B, T/2, F/2, 9C], ordered (i, j, channel)
     weights = kernel.reshape(9 * c, -1).astype(x.dtype)
     return patches @ weights + bias.astype(x.dtype)
