@@ -335,3 +335,23 @@ def test_config_specs_split_and_take_overrides():
     assert config.model.audio.transformer.width == 256  # the arg still applies
     with pytest.raises(ValueError, match=r"model\.audio\.no_such_key"):
         common.load_config("demo:contrastive+model.audio.no_such_key=1")
+
+
+@pytest.mark.slow
+def test_peer_torch_smoke_report_is_consistent(tmp_path):
+    """`benchmarks/peer_torch.py --smoke`: the FLOP check, the agreement check and the rounds'
+    ratios agree with the times they come from."""
+    report = run_script("peer_torch", tmp_path)
+    (row,) = report["rows"]
+    assert row["flops"]["ratio"] == 1.0
+    assert row["agreement"]["loss_abs_diff"] < 1e-5
+    for r in row["rounds"]:
+        assert set(r["order"]) == {"ours", "torch_eager", "torch_compile"}
+    ratios = [min(r["torch_eager"], r["torch_compile"]) / r["ours"] for r in row["rounds"]]
+    assert row["ours_over_best_torch"]["per_round"] == pytest.approx(ratios)
+    assert report["peak_flops"] == max(max(p.values()) for p in report["peaks"])
+    for mode in row["modes"].values():
+        assert mode["peak_fraction"] == pytest.approx(
+            row["train_flops_per_step"] / mode["step_s"] / report["peak_flops"]
+        )
+    assert set(row["where_time_goes"]) == {"audio_front_end", "audio_encoder"}

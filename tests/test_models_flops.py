@@ -79,9 +79,10 @@ def test_analytic_flops_match_traced_matmuls_and_xla(frontend):
         traced = _jaxpr_matmul_flops(jax.make_jaxpr(fn)(*args).jaxpr)
         assert traced == pytest.approx(analytic, rel=1e-3), name
         xla = jax.jit(fn).lower(*args).compile().cost_analysis()["flops"]
-        # XLA also counts elementwise work (exact-erf GELU alone costs it 64 flops/element),
-        # which the matmul-only analytic count leaves out, as MFU conventions do.
-        assert analytic < xla < 1.25 * analytic, (name, xla / analytic)
+        # XLA also counts elementwise work (exact-erf GELU alone costs it 64 flops/element,
+        # the conv front end's tanh GELU and bias adds at width 8 weigh on the tiny audio
+        # tower), which the matmul-only analytic count leaves out, as MFU conventions do.
+        assert analytic < xla < 1.3 * analytic, (name, xla / analytic)
 
 
 def test_train_flops_is_three_forwards_and_scales_with_length():
