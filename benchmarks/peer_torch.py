@@ -183,7 +183,6 @@ def speed(spec: str, shape: tuple[int, int, int], devices: list, args: Any) -> d
     lr = float(trainer.schedule(0))
     clip = case.parsed.optimizer.clip_norm
     twin.train()
-    start = time.perf_counter()
     compiled = torch.compile(twin)
     steps = {
         "torch_eager": torch_step(twin, twin, opt, clip, lr),
