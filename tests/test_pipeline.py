@@ -249,6 +249,17 @@ def test_mixup_mixes_power_and_concatenates_captions(tokenizer):
         assert np.any(batch["features"][row, 0, 0] != np.round(batch["features"][row, 0, 0]))
 
 
+@pytest.mark.parametrize(
+    "cores, workers, threads, expected", [(8, 0, -1, 8), (8, 2, -1, 4), (2, 2, -1, 1), (2, 2, 3, 3)]
+)
+def test_read_threads_share_the_cores_among_reading_processes(
+    monkeypatch, cores, workers, threads, expected
+):
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    cfg = PipelineConfig(num_workers=workers, read_threads=threads)
+    assert cfg.resolved_read_threads() == expected
+
+
 def test_length_buckets_and_pad_frames():
     source = [_example(i, num_frames=n) for i, n in enumerate([3, 5, 6, 7, 9, 30, 2, 4])]
     cfg = _cfg(train=False, bucket_frames=(4, 8), max_frames=16)

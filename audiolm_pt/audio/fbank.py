@@ -97,19 +97,24 @@ def num_fbank_frames(num_samples: int, cfg: FbankConfig) -> int:
     return framing.num_frames(num_samples, cfg.frame_length, cfg.frame_shift, cfg.snip_edges)
 
 
+def _preemphasise(frames, c: float, xp):
+    """``x[t] - c x[t - 1]`` within each frame; Kaldi pre-emphasises the first sample against
+    itself. ``frames`` is a fresh array: numpy works in place, as its concatenate along the last
+    axis copies row by row (half the host fbank's time)."""
+    if xp is np:
+        frames[..., 1:] -= c * frames[..., :-1]
+        frames[..., 0] *= 1.0 - c
+        return frames
+    return xp.concatenate([frames[..., :1] * (1.0 - c), frames[..., 1:] - c * frames[..., :-1]], -1)
+
+
 def _fbank(wave, cfg: FbankConfig, xp):
-    idx = framing.kaldi_frame_indices(
-        wave.shape[-1], cfg.frame_length, cfg.frame_shift, cfg.snip_edges
-    )
-    frames = wave[..., idx] * cfg.input_scale
+    frames = framing.kaldi_frames(wave, cfg.frame_length, cfg.frame_shift, cfg.snip_edges, xp)
+    frames = frames * np.float32(cfg.input_scale)
     if cfg.remove_dc_offset:
         frames = frames - frames.mean(axis=-1, keepdims=True)
     if cfg.preemph_coeff:
-        c = cfg.preemph_coeff
-        # Kaldi pre-emphasises the first sample against itself.
-        frames = xp.concatenate(
-            [frames[..., :1] * (1.0 - c), frames[..., 1:] - c * frames[..., :-1]], axis=-1
-        )
+        frames = _preemphasise(frames, cfg.preemph_coeff, xp)
     frames = frames * xp.asarray(
         framing.kaldi_window(cfg.window_type, cfg.frame_length), frames.dtype
     )
@@ -124,10 +129,10 @@ def _fbank(wave, cfg: FbankConfig, xp):
 def fbank_np(wave: np.ndarray, cfg: FbankConfig = FbankConfig()) -> np.ndarray:
     """Kaldi fbank of a float waveform ``[..., n]`` in [-1, 1]: float32 ``[..., T, n_mels]``.
 
-    Computed in float64 on the host. ``T = num_fbank_frames(n, cfg)`` (0 for clips shorter than a
+    ``T = num_fbank_frames(n, cfg)`` (0 for clips shorter than a
     frame with ``snip_edges``).
     """
-    return _fbank(spectrum.as_signal(np.asarray(wave), np), cfg, np).astype(np.float32)
+    return _fbank(spectrum.as_signal(np.asarray(wave), np), cfg, np).astype(np.float32, copy=False)
 
 
 @functools.partial(jax.jit, static_argnames="cfg")

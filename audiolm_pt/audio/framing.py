@@ -6,6 +6,7 @@ host and from a traced JAX array under ``jit`` (the length is a static shape the
 """
 
 import functools
+from types import ModuleType
 
 import numpy as np
 
@@ -47,6 +48,16 @@ def kaldi_frame_indices(
         idx = np.where(idx >= num_samples, 2 * num_samples - 1 - idx, idx)
     idx.setflags(write=False)
     return idx
+
+
+def kaldi_frames(wave, frame_length: int, hop: int, snip_edges: bool, xp: ModuleType):
+    """Frames ``[..., num_frames, frame_length]`` of ``wave [..., n]``, Kaldi style (see
+    ``kaldi_frame_indices``); on the host with ``snip_edges`` a strided view, which spares
+    building and gathering an index matrix for every new clip length."""
+    n = wave.shape[-1]
+    if xp is np and snip_edges and n >= frame_length:
+        return np.lib.stride_tricks.sliding_window_view(wave, frame_length, axis=-1)[..., ::hop, :]
+    return wave[..., kaldi_frame_indices(n, frame_length, hop, snip_edges)]
 
 
 @functools.lru_cache(maxsize=16)

@@ -114,11 +114,11 @@ def clip_top_db(db, cfg: LogMelConfig, xp, frame_mask=None):
 
 
 def log_mel_np(wave: np.ndarray, cfg: LogMelConfig = LogMelConfig()) -> np.ndarray:
-    """Log-mel of a float waveform ``[..., n]``: float32 ``[..., T, n_mels]``, float64 inside.
+    """Log-mel of a float waveform ``[..., n]``: float32 ``[..., T, n_mels]``.
 
     ``T = num_log_mel_frames(n, cfg)``. ``top_db`` clips relative to each example's own peak.
     """
-    return _log_mel(spectrum.as_signal(np.asarray(wave), np), cfg, np).astype(np.float32)
+    return _log_mel(spectrum.as_signal(np.asarray(wave), np), cfg, np).astype(np.float32, copy=False)
 
 
 @functools.partial(jax.jit, static_argnames="cfg")
