@@ -250,7 +250,8 @@ def test_mixup_mixes_power_and_concatenates_captions(tokenizer):
 
 
 @pytest.mark.parametrize(
-    "cores, workers, threads, expected", [(8, 0, -1, 8), (8, 2, -1, 4), (2, 2, -1, 1), (2, 2, 3, 3)]
+    ("cores", "workers", "threads", "expected"),
+    [(8, 0, -1, 8), (8, 2, -1, 4), (2, 2, -1, 1), (2, 2, 3, 3)],
 )
 def test_read_threads_share_the_cores_among_reading_processes(
     monkeypatch, cores, workers, threads, expected

@@ -118,7 +118,8 @@ def log_mel_np(wave: np.ndarray, cfg: LogMelConfig = LogMelConfig()) -> np.ndarr
 
     ``T = num_log_mel_frames(n, cfg)``. ``top_db`` clips relative to each example's own peak.
     """
-    return _log_mel(spectrum.as_signal(np.asarray(wave), np), cfg, np).astype(np.float32, copy=False)
+    features = _log_mel(spectrum.as_signal(np.asarray(wave), np), cfg, np)
+    return features.astype(np.float32, copy=False)
 
 
 @functools.partial(jax.jit, static_argnames="cfg")
