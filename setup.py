@@ -41,7 +41,7 @@ NOTEBOOKS = ["nbclient==0.11.0", "nbformat==5.11.1", "ipykernel==7.4.0"]
 
 EXTRAS = {
     # What the default test run needs.
-    "test": ["pytest==9.2.0", "ruff==0.17.6", *NOTEBOOKS],
+    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "ruff==0.17.6", *NOTEBOOKS],
     "notebooks": NOTEBOOKS,
     # Independent reference implementations that the parity tests compare against when
     # installed; golden fixtures stand in for them otherwise.

@@ -251,6 +251,7 @@ ZIPFORMER = {
 }
 
 
+@pytest.mark.slow  # ~35 s: trains a Zipformer
 def test_a_zipformer_run_windows_long_audio_times_its_frames_and_loops_short_clips(caplog):
     """Windows of 200 frames each lose the embed's context at their ends: every window's
     tokens sit at the encoder's 25 Hz token times plus the window's start. A clip shorter than

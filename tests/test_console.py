@@ -66,6 +66,7 @@ def ours():
     return {p.name for p in (ROOT / "audiolm_pt").rglob("*.py")}
 
 
+@pytest.mark.slow  # ~35 s: a whole training run
 def test_training_console_is_progress_lines_and_our_own_notes(tmp_path, ours):
     result = _train(tmp_path)
     lines = result.stdout.splitlines()

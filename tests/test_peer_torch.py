@@ -24,6 +24,7 @@ def agreement():
     return peer_torch.check_agreement("contrastive:tiny", SHAPE, jax.devices()[:1])
 
 
+@pytest.mark.slow  # the twin is a benchmark's: its checks run with the slow suite
 def test_twin_matches_our_loss_gradient_and_update(agreement):
     assert agreement["loss_abs_diff"] < 1e-5
     assert agreement["grad_norm_torch"] == pytest.approx(agreement["grad_norm_ours"], rel=1e-4)
@@ -34,6 +35,7 @@ def test_twin_matches_our_loss_gradient_and_update(agreement):
     assert moved > 100 * agreement["loss_after_step_abs_diff"]
 
 
+@pytest.mark.slow  # the twin is a benchmark's: its checks run with the slow suite
 def test_a_twin_with_another_temperature_disagrees(monkeypatch):
     monkeypatch.setattr(peer.Twin, "__init__", _with_scale(peer.Twin.__init__, 2.0))
     broken = peer_torch.check_agreement("contrastive:tiny", SHAPE, jax.devices()[:1])
@@ -48,6 +50,7 @@ def _with_scale(init, factor):
     return patched
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["contrastive:tiny", "contrastive:tiny+model.text.locked=True"])
 def test_torch_counts_exactly_our_analytic_forward_flops(spec):
     case = common.make_case(spec, *SHAPE)

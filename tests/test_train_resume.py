@@ -148,6 +148,7 @@ def _exact_resume(tmp_path, env, num_steps, every, seed, data_flags):
     return kill_at
 
 
+@pytest.mark.slow  # ~45 s; the default run resumes after SIGTERM
 def test_sigkill_at_random_step_then_resume_is_bit_exact(tmp_path, env, tfds_flags):
     kill_at = _exact_resume(tmp_path, env, num_steps=8, every=2, seed=0, data_flags=tfds_flags)
     print(f"killed at or after step {kill_at}")
@@ -209,6 +210,7 @@ def test_two_process_run_equals_one_process_and_restores_in_one(tmp_path, env):
 BUCKETS = ("--config.data.pipeline.bucket_frames=(40,50)", "--config.data.pipeline.max_frames=64")
 
 
+@pytest.mark.slow  # ~25 s of training runs
 def test_bucketed_training_logs_its_shapes_and_trains_alike_with_features_on_device(
     tmp_path, env, tfds_flags
 ):
