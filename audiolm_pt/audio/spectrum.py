@@ -44,8 +44,22 @@ def project(spectrum, bank: np.ndarray, xp: ModuleType):
     matrix (a few nonzeros per row): a dense BLAS product starts threads, which in every data
     worker at once oversubscribed the cores and cost the pipeline half its throughput.
     """
-    bank = xp.asarray(bank, dtype=spectrum.dtype)
     if xp is np:
         rows = spectrum.reshape(-1, spectrum.shape[-1])
-        return (rows @ scipy.sparse.csr_array(bank)).reshape(*spectrum.shape[:-1], bank.shape[1])
-    return xp.matmul(spectrum, bank, precision="highest")
+        return (rows @ _sparse(bank)).reshape(*spectrum.shape[:-1], bank.shape[1])
+    return xp.matmul(spectrum, xp.asarray(bank, dtype=spectrum.dtype), precision="highest")
+
+
+# Sparse float32 copies of the (cached, read-only) filterbanks, by the bank's id; each entry
+# holds its bank, so an id cannot be reused while its entry lives.
+_SPARSE: dict[int, tuple[np.ndarray, scipy.sparse.csr_array]] = {}
+
+
+def _sparse(bank: np.ndarray) -> scipy.sparse.csr_array:
+    """``bank`` as float32 CSR, converted once (a conversion costs 7% of a clip's fbank)."""
+    entry = _SPARSE.get(id(bank))
+    if entry is None:
+        if len(_SPARSE) >= 64:
+            _SPARSE.clear()
+        entry = _SPARSE[id(bank)] = (bank, scipy.sparse.csr_array(bank.astype(np.float32)))
+    return entry[1]
