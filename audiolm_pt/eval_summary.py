@@ -10,7 +10,7 @@ from typing import Any
 
 BASELINE_NAMES = {"logmel_stats": "log-mel", "mfcc_stats": "MFCC"}
 # The linear probe's poolings, in the order rows are shown.
-POOLINGS = ("mean", "mean_std", "attention")
+POOLINGS = ("mean", "mean_std", "stages", "attention")
 HEADLINE_POOLING = "mean_std"
 
 

@@ -81,6 +81,13 @@ VARIANTS = {
     "keep50_6k": ("6k", "contrastive", ("--config.model.audio.token_keep=0.5",
                   "--config.train.num_steps=3711"),
                   "token dropout keeping 50% of the audio tokens, for the demo's training time"),
+    "untrained_6k": ("6k", "contrastive", ("--config.optimizer.learning_rate=1e-9",
+                     "--config.train.num_steps=1"),
+                     "control: the demo's initialisation (one step at learning rate 1e-9)"),
+    "keep50_nospec_6k": ("6k", "contrastive", ("--config.model.audio.token_keep=0.5",
+                         "--config.train.num_steps=3711", "--config.data.pipeline.time_masks=0",
+                         "--config.data.pipeline.freq_masks=0"),
+                         "token dropout keeping 50%, without SpecAugment, for the demo's time"),
 }  # fmt: skip
 
 
@@ -103,7 +110,7 @@ def _run(root: Path, name: str, data_dir: str, objective: str, overrides: tuple)
 
 def _options() -> dict:
     options = json.loads(demo.eval_options())
-    options["linear_probe"] = {"poolings": ["mean", "mean_std"]}
+    options["linear_probe"] = {"poolings": ["mean", "mean_std", "stages"]}
     return options
 
 
@@ -122,6 +129,10 @@ def _row(root: Path, name: str) -> dict | None:
         row[task] = scores["test"]
         row[f"{task} baseline"] = max(b["test"] for b in scores["baselines"].values())
     row["mean gain"] = sum(row[t] - row[f"{t} baseline"] for t in TASKS) / len(TASKS)
+    if all("test" in probes[t].get("stages", {}) for t in TASKS):
+        for task in TASKS:
+            row[f"{task} stages"] = probes[task]["stages"]["test"]
+        row["mean gain, stages"] = sum(probes[t]["stages"]["gain"] for t in TASKS) / len(TASKS)
     if "retrieval" in results:
         row["R@1 a2t"] = results["retrieval"]["audio_to_text"]["R@1"]
         row["R@1 t2a"] = results["retrieval"]["text_to_audio"]["R@1"]
@@ -133,7 +144,7 @@ def _row(root: Path, name: str) -> dict | None:
 
 
 def markdown(rows: list[dict]) -> str:
-    columns = ["variant", "what", *TASKS, "mean gain", "R@1 a2t", "R@1 t2a",
+    columns = ["variant", "what", *TASKS, "mean gain", "mean gain, stages", "R@1 a2t", "R@1 t2a",
                "zero-shot language x chance", "zero-shot instrument_family x chance"]  # fmt: skip
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
@@ -143,7 +154,7 @@ def markdown(rows: list[dict]) -> str:
             if c in TASKS:
                 v = f"{row[c]:.2f} ({row[c + ' baseline']:.2f})"
             elif isinstance(v, float):
-                v = f"{v:+.3f}" if c == "mean gain" else f"{v:.3f}"
+                v = f"{v:+.3f}" if c.startswith("mean gain") else f"{v:.3f}"
             cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

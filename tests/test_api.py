@@ -131,6 +131,23 @@ def test_long_audio_is_windowed(model):
     )
 
 
+def test_stage_statistics_pool_every_stage_over_all_windows(run, model):
+    """Each stage's mean and std over a windowed clip's valid tokens, against the encoder's
+    hidden states of each window pooled here in float64."""
+    feats = fbank_np(_waves(1, seconds=4.5, seed=4)[0])  # windows of 200, 200, 48 frames
+    encoded = model._inference.encode([feats])[0]
+    tokens = []
+    for start in range(0, len(feats), MAX_FRAMES):
+        window, mask = transforms.pad(feats[start : start + MAX_FRAMES], MAX_FRAMES)
+        states, state_mask = run.model.audio_encoder.hidden_states(window[None], mask[None])
+        tokens.append(np.asarray(states, np.float64)[:, 0][:, np.asarray(state_mask[0])])
+    tokens = np.concatenate(tokens, axis=1)  # [depth + 1, valid tokens, D]
+    expected = np.concatenate([tokens.mean(axis=1), tokens.std(axis=1)], axis=1)
+    assert encoded.stage_stats.shape == (run.model.cfg.audio.transformer.depth + 1, 2 * 64)
+    np.testing.assert_allclose(encoded.stage_stats, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(encoded.stage_stats[-1, :64], encoded.pooled, atol=1e-5)
+
+
 def test_bad_inputs_name_the_item_or_are_handled(tmp_path, model):
     wave = _waves(1, seed=3)[0]
     with pytest.raises(AudioError, match=r"missing\.wav: missing_file"):
@@ -263,6 +280,7 @@ def test_a_zipformer_run_windows_long_audio_times_its_frames_and_loops_short_cli
     per_window = [encoder.token_times(n)[: -(-((n - 7) // 2) // 2)] for n in (200, 200, 48)]
     expected = np.concatenate([t + 2.0 * w for w, t in enumerate(per_window)])
     assert len(frames) == 48 + 48 + 10
+    assert model._inference.encode([fbank_np(wave)])[0].stage_stats is None
     np.testing.assert_allclose(times, expected, atol=1e-6)
     np.testing.assert_allclose(times[:3], [0.045, 0.085, 0.125], atol=1e-6)
     scene = hear.get_scene_embeddings(np.stack(_waves(2, seconds=2.5)), hear.HearModel(model))

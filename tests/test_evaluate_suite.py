@@ -99,15 +99,18 @@ def test_probe_evaluator_recovers_planted_tone(tmp_path, splits):
 
 def test_probe_reports_each_baseline_and_the_gain(tmp_path, splits):
     context = Context(_run("contrastive", tmp_path), None, splits=splits)
+    poolings = ("mean", "mean_std", "stages")
     out = registry.get("linear_probe")(
-        context, tasks=("tone",), poolings=("mean", "mean_std"), c_grid=(0.1, 1.0)
+        context, tasks=("tone",), poolings=poolings, c_grid=(0.1, 1.0)
     )["tone"]
     task = label_tasks.LabelTask.from_clips("tone", splits["train"].clips)
     data = {}
     for role, split in splits.items():
         target = label_tasks.targets(task, split.clips)
         clips = [split.clips[i] for i in target.index]
+        encoded = context.encoded(role)
         data[role] = {
+            "stages": np.stack([encoded[i].stage_stats.ravel() for i in target.index]),
             "logmel_stats": np.stack([np.r_[c.features.mean(0), c.features.std(0)] for c in clips]),
             "mfcc_stats": np.stack(
                 [
@@ -117,17 +120,21 @@ def test_probe_reports_each_baseline_and_the_gain(tmp_path, splits):
             ),
             "targets": target.multi_hot,
         }
-    for name in ("logmel_stats", "mfcc_stats"):
-        expected = probe.linear_probe(
+    expected = {
+        name: probe.linear_probe(
             *[probe.ProbeData(data[r][name], data[r]["targets"]) for r in splits],
             multi_label=False,
             c_grid=(0.1, 1.0),
         )
-        for pooling in ("mean", "mean_std"):
+        for name in ("stages", "logmel_stats", "mfcc_stats")
+    }
+    assert out["stages"]["test"] == pytest.approx(expected["stages"]["test"])
+    for name in ("logmel_stats", "mfcc_stats"):
+        for pooling in poolings:
             got = out[pooling]["baselines"][name]
-            assert got["test"] == pytest.approx(expected["test"])
-            assert got["C"] == expected["C"]
-    for pooling in ("mean", "mean_std"):
+            assert got["test"] == pytest.approx(expected[name]["test"])
+            assert got["C"] == expected[name]["C"]
+    for pooling in poolings:
         best = max(b["test"] for b in out[pooling]["baselines"].values())
         assert out[pooling]["gain"] == pytest.approx(out[pooling]["test"] - best)
     # the planted tone is a level in 20 log-mel bins: the log-mel statistics find it
@@ -356,7 +363,7 @@ def test_inspection_reads_what_the_evaluators_wrote(hybrid):
     assert probes.loc[("tone", "mean"), "gain"] == pytest.approx(tone["mean"]["gain"])
     summary = format_summary(saved)
     assert "tone" in summary
-    assert [r["pooling"] for r in probe_rows(saved)] == ["mean", "mean_std", "attention"]
+    assert [r["pooling"] for r in probe_rows(saved)] == ["mean", "mean_std", "stages", "attention"]
     assert f"{tone['mean']['gain']:+.3f}" in summary
     examples = run_files.retrieval_examples(workdir, 0)
     assert examples["direction"].value_counts().to_dict() == {

@@ -174,3 +174,38 @@ def test_input_standardisation(frontend):
     np.testing.assert_allclose(inside(padded, mask)[2], emb_a, atol=1e-6)
     with pytest.raises(ValueError, match="input_std"):
         make_model(frontend, audio={"input_std": 0.0})
+
+
+@pytest.mark.parametrize("scan", [True, False])
+def test_hidden_states_are_each_blocks_input_then_the_output(scan):
+    model = make_model(scan_layers=scan)
+    encoder = model.audio_encoder
+    mask = jnp.arange(64)[None] < jnp.array([[50], [64]])
+    x = features(2, 64)
+    states, state_mask = encoder.hidden_states(x, mask)
+    frames, frame_mask = model.encode_audio(x, mask)
+    assert states.shape == (SMALL_STACK["depth"] + 1, *frames.shape)
+    np.testing.assert_array_equal(state_mask, frame_mask)
+    np.testing.assert_allclose(states[-1], frames, atol=1e-6)
+    # Stage 0 is the front end's tokens with positions; stage 1 is block 0 applied to them.
+    tokens, token_mask = encoder.frontend(jnp.where(mask[..., None], x, 0.0), mask)
+    np.testing.assert_allclose(states[0], encoder._positions(tokens), atol=1e-6)
+    graphdef, stacked = nnx.split(encoder.layers.blocks)
+    block = nnx.merge(graphdef, jax.tree.map(lambda a: a[0], stacked))
+    bias = jnp.where(token_mask[:, None, None, :], 0.0, -1e9)  # layers.attention_bias
+    np.testing.assert_allclose(states[1], block(states[0], bias, None), atol=1e-5)
+
+
+def test_hidden_states_refuse_a_zipformer():
+    zipformer = {
+        "num_layers": (1,),
+        "dims": (32,),
+        "ff_dims": (64,),
+        "heads": (4,),
+        "kernels": (3,),
+        "downsampling": (1,),
+        "embed_channels": (2, 4, 8),
+    }
+    model = make_model(audio={"encoder": "zipformer", "zipformer": zipformer})
+    with pytest.raises(ValueError, match="different frame rates"):
+        model.audio_encoder.hidden_states(features(1, 64), jnp.ones((1, 64), bool))

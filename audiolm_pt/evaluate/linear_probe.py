@@ -1,7 +1,9 @@
 """The linear-probe evaluator: for each label task, clips of the train/valid/test splits that
-carry the label, their frozen features pooled by masked mean, by mean and standard deviation
-(logistic regression on either) or by a trained attention pool, scored on the test split at the
-setting chosen on validation.
+carry the label, their frozen features pooled by masked mean, by mean and standard deviation,
+by the mean and standard deviation of every encoder stage concatenated (`stages`: the input to
+each transformer block and the output, as BYOL-A and several HEAR entries pool several layers;
+logistic regression on any of these) or by a trained attention pool, scored on the test split
+at the setting chosen on validation.
 
 Beside every model score stand the hand-crafted baselines of `handcrafted` (log-mel and MFCC
 frames) put through the same probe on the same clips and splits with the same grid: their
@@ -29,8 +31,10 @@ def _inputs(context: Context, role: str, features: str, index: np.ndarray, pooli
     encoded = context.encoded(role, features)
     if pooling == "attention":
         return [encoded[i].frames for i in index]
-    if pooling == "mean_std" and features == "model":
+    if features == "model" and pooling == "mean_std":
         return np.stack([handcrafted.mean_std(encoded[i].frames) for i in index])
+    if features == "model" and pooling == "stages":
+        return np.stack([encoded[i].stage_stats.reshape(-1) for i in index])
     # The model's masked mean; a baseline's pooled features are always its mean and std.
     return np.stack([encoded[i].pooled for i in index])
 
@@ -47,6 +51,8 @@ def _fit(
     targets = {role: label_tasks.targets(task, context.clips(role)) for role in ROLES}
     if any(len(t.index) == 0 for t in targets.values()):
         return {"unavailable": "a split has no clip with this label"}
+    if features == "model" and pooling == "stages" and not context.inference.has_stages:
+        return {"unavailable": "the Zipformer's stacks run at different frame rates"}
     data = {
         role: probe.ProbeData(_inputs(context, role, features, t.index, pooling), t.multi_hot)
         for role, t in targets.items()

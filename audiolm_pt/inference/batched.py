@@ -29,12 +29,23 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass(frozen=True)
 class Encoded:
     """One clip: frames [N, D] (valid tokens only), times [N] (token centres, seconds),
-    mean-pooled frames [D], and the joint-space embedding [E] (None without audio head)."""
+    mean-pooled frames [D], the joint-space embedding [E] (None without audio head), and per
+    encoder stage (`AudioEncoder.hidden_states`) its tokens' mean and standard deviation over
+    the clip [depth + 1, 2 D] (None for a Zipformer or a hand-crafted baseline)."""
 
     frames: np.ndarray
     times: np.ndarray
     pooled: np.ndarray
     embedding: np.ndarray | None
+    stage_stats: np.ndarray | None = None
+
+
+def _stage_stats(moments: np.ndarray, count: int) -> np.ndarray:
+    """[depth + 1, 2, D] token sums and sums of squares over `count` tokens -> [depth + 1, 2 D]:
+    each stage's mean, then its (population) standard deviation."""
+    mean = moments[:, 0] / count
+    std = np.sqrt(np.maximum(moments[:, 1] / count - mean * mean, 0.0))
+    return np.concatenate([mean, std], axis=1).astype(np.float32)
 
 
 def windows(features: np.ndarray, size: int) -> list[np.ndarray]:
@@ -70,6 +81,7 @@ class Inference:
         self.window = model.cfg.audio.max_frames
         self.min_frames = model.cfg.audio.min_frames
         self.encoder = model.audio_encoder
+        self.has_stages = model.cfg.audio.encoder == "transformer"
         self.has_audio_head = model.audio_proj is not None
         self.has_text = model.text_encoder is not None and tokenizer is not None
         self.has_decoder = model.decoder is not None and tokenizer is not None
@@ -85,10 +97,20 @@ class Inference:
 
     def _audio_fn(self, state, features, mask):
         model = self._merge(state)
-        frames, frame_mask = model.encode_audio(features, mask)
+        moments = None
+        if self.has_stages:
+            states, frame_mask = model.audio_encoder.hidden_states(features, mask)
+            frames = states[-1]
+            # Per stage and row, the valid tokens' sum and sum of squares: [B, depth + 1, 2, D].
+            valid = frame_mask[None, :, :, None].astype(jnp.float32)
+            states = states.astype(jnp.float32) * valid
+            moments = jnp.stack([states.sum(2), (states * states).sum(2)], axis=2)
+            moments = moments.transpose(1, 0, 2, 3)
+        else:
+            frames, frame_mask = model.encode_audio(features, mask)
         pooled = masked_mean(frames, frame_mask).astype(jnp.float32)
         embedding = model.audio_embedding(frames, frame_mask) if self.has_audio_head else pooled
-        return frames.astype(jnp.float32), frame_mask, pooled, embedding
+        return frames.astype(jnp.float32), frame_mask, pooled, embedding, moments
 
     def _text_fn(self, state, tokens, mask):
         return self._merge(state).text_embedding(tokens, mask)
@@ -140,18 +162,21 @@ class Inference:
         outs = []
         for feats, mask, rows in self._window_batches(feature_list):
             result = jax.device_get(self._audio(self._state, feats, mask))
-            outs.extend(tuple(x[i] for x in result) for i in range(rows))
+            outs.extend(tuple(None if x is None else x[i] for x in result) for i in range(rows))
         hop = self.window * self.encoder.cfg.input_hop_ms / 1000.0
         encoded, k = [], 0
         for f in feature_list:
             count = -(-len(f) // self.window)
             parts, k = outs[k : k + count], k + count
             frames, times, weights, embs = [], [], [], []
-            for w, (fr, fm, _, emb) in enumerate(parts):
+            for w, (fr, fm, _, emb, _) in enumerate(parts):
                 frames.append(fr[fm])
                 times.append(self.encoder.token_times(len(fm))[fm] + w * hop)
                 weights.append(fm.sum())
                 embs.append(emb)
+            stage_stats = None
+            if self.has_stages:
+                stage_stats = _stage_stats(sum(np.float64(p[4]) for p in parts), sum(weights))
             weights = np.asarray(weights, np.float64) / np.sum(weights)
             frames_all = np.concatenate(frames)
             emb = np.tensordot(weights, np.stack(embs), axes=1).astype(np.float32)
@@ -163,6 +188,7 @@ class Inference:
                     times=np.concatenate(times),
                     pooled=frames_all.mean(axis=0),
                     embedding=emb if self.has_audio_head else None,
+                    stage_stats=stage_stats,
                 )
             )
         return encoded

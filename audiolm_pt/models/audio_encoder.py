@@ -5,7 +5,8 @@ front-ends: `patch` (AST/ViT non-overlapping time x frequency patches, tokens or
 time-major) and `conv` (two stride-2 3x3 convolutions, one token per 4 input frames: 40 ms
 for a 10 ms hop). Padded input frames are zeroed and every intermediate is re-masked, so
 outputs on the valid part do not depend on how much padding follows. Token dropout (train
-only, `token_keep`) keeps a random fraction of each example's valid tokens.
+only, `token_keep`) keeps a random fraction of each example's valid tokens. A transformer
+encoder also hands out every stage's tokens (`hidden_states`) for probes that pool them.
 """
 
 import math
@@ -172,12 +173,28 @@ class AudioEncoder(nnx.Module):
     ) -> tuple[jax.Array, jax.Array]:
         if not deterministic and rng is None:
             raise ValueError("AudioEncoder needs `rng` when deterministic=False")
-        rng = None if deterministic else rng
+        frames, mask, _ = self._encode(features, feature_mask, None if deterministic else rng)
+        return frames, mask
+
+    def hidden_states(
+        self, features: jax.Array, feature_mask: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """Evaluation mode: every stage's tokens [depth + 1, B, N, D] (the input to each
+        transformer block, then the encoder's output, as Hugging Face's `hidden_states`) and
+        their mask [B, N]. Transformer encoders only."""
+        if self.zipformer is not None:
+            raise ValueError("hidden_states: the Zipformer's stacks run at different frame rates")
+        frames, mask, inputs = self._encode(features, feature_mask, None, collect=True)
+        return jnp.concatenate([inputs, frames[None]]), mask
+
+    def _encode(
+        self, features: jax.Array, feature_mask: jax.Array, rng, collect: bool = False
+    ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
         t = self.cfg.transformer
         normalised = (features - self.cfg.input_mean) / self.cfg.input_std
         x = jnp.where(feature_mask[..., None], normalised, 0.0).astype(t.dtype)
         if self.zipformer is not None:
-            return self.zipformer(x, feature_mask)
+            return *self.zipformer(x, feature_mask), None
         x, mask = self.frontend(x, feature_mask)
         x = self._positions(x)
         b = x.shape[0]
@@ -189,8 +206,10 @@ class AudioEncoder(nnx.Module):
         bias = layers.attention_bias(mask[:, None, :])
         keys = layers.layer_keys(layer_key, t.depth)
         x = layers.dropout(x, t.dropout_rate, input_key)
-        x, _ = self.layers.apply(x, lambda blk, h, k: (blk(h, bias, k), None), keys)
-        return self.norm(x), mask
+        x, inputs = self.layers.apply(
+            x, lambda blk, h, k: (blk(h, bias, k), h if collect else None), keys
+        )
+        return self.norm(x), mask, inputs
 
 
 def kept_tokens(keep: float, num_tokens: int) -> int:
