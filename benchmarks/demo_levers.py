@@ -1,7 +1,7 @@
 """What each lever of the demo recipe buys: every variant trained with `audiolm_pt.main` and
-evaluated with the demo's evaluation (`configs/demo.py:eval_options`: mean and mean+std probes
-beside the log-mel and MFCC baselines, retrieval, zero-shot with unseen prompt wording), one
-row per variant, written to notebooks/results/demo_levers.{json,md}.
+evaluated with the demo's evaluation (`configs/demo.py:eval_options`: mean, mean+std and
+per-stage mean+std probes beside the log-mel and MFCC baselines, retrieval, zero-shot with
+unseen prompt wording), one row per variant, written to notebooks/results/demo_levers.{json,md}.
 
     for n in 2 6; do  # the 2,000- and 6,000-clip corpora
       python -m audiolm_pt.data.demo_corpus --out=/tmp/d${n}k/corpus --num_clips=${n}000 --seed=0
@@ -12,6 +12,8 @@ row per variant, written to notebooks/results/demo_levers.{json,md}.
         --data_6k=/tmp/d6k/tfds [--only=name,...]
 
 Variants already evaluated under --root are read, not rerun (`--table_only` never trains).
+Rows of the table at --out that this call does not measure are kept as they were. Each row
+records the command that trained it, and each step's seconds and the load average as it ended.
 Each variant states its differences from the demo config of this commit; the corpus builder's
 own changes (its version) are not overrides, so a variant measured on an earlier corpus version
 (see notebooks/results/demo_levers.md) is reproduced on the current one.
@@ -31,6 +33,12 @@ from configs import demo
 
 RESULTS = Path(__file__).resolve().parents[1] / "notebooks" / "results"
 TASKS = ("language", "voice", "speed", "instrument_family", "tempo")
+# The recipe before token dropout: every token, SpecAugment (2 time and 2 frequency masks),
+# 2,400 steps. Rows measured before it changed start from it; their own overrides come after
+# it, and the last value of a flag wins.
+SPEC = ("--config.data.pipeline.time_masks=2", "--config.data.pipeline.freq_masks=2")
+NO_SPEC = ("--config.data.pipeline.time_masks=0", "--config.data.pipeline.freq_masks=0")
+BEFORE_DROPOUT = ("--config.model.audio.token_keep=1.0", *SPEC, "--config.train.num_steps=2400")
 NO_NORM = ("--config.model.audio.input_mean=0", "--config.model.audio.input_std=1")
 FIRST = ("--config.optimizer.learning_rate=1e-3", "--config.train.num_steps=1200")
 RANDOM_TEXT = (
@@ -48,46 +56,51 @@ WIDE = (
 # name: (corpus, objective, overrides of this commit's demo config, what the row changes), in
 # the order they were tried; each row adds to the best recipe so far unless it says otherwise.
 VARIANTS = {
-    "random_text_2k": ("2k", "contrastive", (*RANDOM_TEXT, *NO_NORM, *FIRST),
+    "random_text_2k": ("2k", "contrastive", (*BEFORE_DROPOUT, *RANDOM_TEXT, *NO_NORM, *FIRST),
                        "before: random-init text tower, 2,000 clips, lr 1e-3, 1,200 steps"),
-    "minilm_2k": ("2k", "contrastive", (*NO_NORM, *FIRST), "+ all-MiniLM-L6-v2, locked"),
-    "minilm_wide_2k": ("2k", "contrastive", (*NO_NORM, *FIRST, *WIDE),
+    "minilm_2k": ("2k", "contrastive", (*BEFORE_DROPOUT, *NO_NORM, *FIRST),
+                  "+ all-MiniLM-L6-v2, locked"),
+    "minilm_wide_2k": ("2k", "contrastive", (*BEFORE_DROPOUT, *NO_NORM, *FIRST, *WIDE),
                        "+ audio width 128, depth 4"),
-    "minilm_6k": ("6k", "contrastive", (*NO_NORM, *FIRST), "MiniLM, 6,000 clips (width 64)"),
-    "batch128_6k": ("6k", "contrastive", (*NO_NORM, *FIRST,
+    "minilm_6k": ("6k", "contrastive", (*BEFORE_DROPOUT, *NO_NORM, *FIRST),
+                  "MiniLM, 6,000 clips (width 64)"),
+    "batch128_6k": ("6k", "contrastive", (*BEFORE_DROPOUT, *NO_NORM, *FIRST,
                     "--config.data.pipeline.global_batch_size=128", "--config.train.num_steps=400",
                     "--config.optimizer.warmup_steps=30"), "+ batch 128, 400 steps"),
-    "norm_6k": ("6k", "contrastive", FIRST, "+ input standardisation"),
-    "norm_wide_6k": ("6k", "contrastive", (*FIRST, *WIDE), "+ input standardisation, width 128"),
-    "lr3e-3_6k": ("6k", "contrastive", ("--config.train.num_steps=1200",), "+ lr 3e-3"),
-    "hybrid_6k": ("6k", "hybrid", ("--config.train.num_steps=1200",),
+    "norm_6k": ("6k", "contrastive", (*BEFORE_DROPOUT, *FIRST), "+ input standardisation"),
+    "norm_wide_6k": ("6k", "contrastive", (*BEFORE_DROPOUT, *FIRST, *WIDE),
+                     "+ input standardisation, width 128"),
+    "lr3e-3_6k": ("6k", "contrastive", (*BEFORE_DROPOUT, "--config.train.num_steps=1200"),
+                  "+ lr 3e-3"),
+    "hybrid_6k": ("6k", "hybrid", (*BEFORE_DROPOUT, "--config.train.num_steps=1200"),
                   "hybrid objective (+ captioning)"),
-    "patch_6k": ("6k", "contrastive", ("--config.train.num_steps=1200",
+    "patch_6k": ("6k", "contrastive", (*BEFORE_DROPOUT, "--config.train.num_steps=1200",
                  "--config.model.audio.frontend=patch", "--config.model.audio.patch_time=4",
                  "--config.model.audio.patch_freq=80"), "patch (4 frames x 80 bins) front end"),
-    "steps2400_6k": ("6k", "contrastive", (), "+ 2,400 steps"),
-    "voice_captions_6k": ("6k", "contrastive", (),
+    "steps2400_6k": ("6k", "contrastive", BEFORE_DROPOUT, "+ 2,400 steps"),
+    "voice_captions_6k": ("6k", "contrastive", BEFORE_DROPOUT,
                           "+ voice qualities in speech captions (corpus 1.1.0): the demo"),
-    "no_specaugment_6k": ("6k", "contrastive", ("--config.data.pipeline.time_masks=0",
-                          "--config.data.pipeline.freq_masks=0"), "without SpecAugment"),
-    "mixup_6k": ("6k", "contrastive", ("--config.data.pipeline.mixup_prob=0.3",),
+    "no_specaugment_6k": ("6k", "contrastive", (*BEFORE_DROPOUT, *NO_SPEC),
+                          "without SpecAugment"),
+    "mixup_6k": ("6k", "contrastive", (*BEFORE_DROPOUT, "--config.data.pipeline.mixup_prob=0.3"),
                  "+ mixup (p 0.3, dominant clip's caption)"),
-    "zipformer_6k": ("6k", "contrastive,zipformer", (),
+    "zipformer_6k": ("6k", "contrastive,zipformer", SPEC,
                      "the demo-size Zipformer audio encoder, for the demo's training time"),
     # Steps: 2,400 x examples/s over keep 1.0's (benchmarks/results/token_keep_step.json).
-    "keep75_6k": ("6k", "contrastive", ("--config.model.audio.token_keep=0.75",
+    "keep75_6k": ("6k", "contrastive", (*BEFORE_DROPOUT, "--config.model.audio.token_keep=0.75",
                   "--config.train.num_steps=2767"),
                   "token dropout keeping 75% of the audio tokens, for the demo's training time"),
-    "keep50_6k": ("6k", "contrastive", ("--config.model.audio.token_keep=0.5",
+    "keep50_6k": ("6k", "contrastive", (*BEFORE_DROPOUT, "--config.model.audio.token_keep=0.5",
                   "--config.train.num_steps=3711"),
                   "token dropout keeping 50% of the audio tokens, for the demo's training time"),
     "untrained_6k": ("6k", "contrastive", ("--config.optimizer.learning_rate=1e-9",
-                     "--config.train.num_steps=1"),
+                     "--config.optimizer.warmup_steps=0", "--config.train.num_steps=1"),
                      "control: the demo's initialisation (one step at learning rate 1e-9)"),
-    "keep50_nospec_6k": ("6k", "contrastive", ("--config.model.audio.token_keep=0.5",
-                         "--config.train.num_steps=3711", "--config.data.pipeline.time_masks=0",
-                         "--config.data.pipeline.freq_masks=0"),
-                         "token dropout keeping 50%, without SpecAugment, for the demo's time"),
+    # From here on the demo config's own recipe: keep 0.5, no SpecAugment.
+    "keep50_nospec_6k": ("6k", "contrastive", ("--config.train.num_steps=3711",),
+                         "token dropout keeping 50%, without SpecAugment, 3,711 steps"),
+    "keep50_nospec_4400_6k": ("6k", "contrastive", ("--config.train.num_steps=4400",),
+                              "+ 4,400 steps (about 12 minutes): the demo"),
 }  # fmt: skip
 
 
@@ -99,19 +112,18 @@ def _run(root: Path, name: str, data_dir: str, objective: str, overrides: tuple)
              f"--config.train.text_cache_dir={root / 'text_cache'}", *overrides]  # fmt: skip
     evaluate = [python, "-m", "audiolm_pt.evaluate", f"--workdir={workdir}",
                 "--evals=linear_probe,retrieval,zero_shot",
-                f"--options={json.dumps(_options())}"]  # fmt: skip
+                f"--options={demo.eval_options()}"]  # fmt: skip
     repo = Path(__file__).resolve().parents[1]
+    measured = {"command": " ".join(sys.argv)}
     for command in (train, evaluate):
         start = time.perf_counter()
         with open(root / f"{name}.log", "a", encoding="utf-8") as log:
             subprocess.run(command, check=True, cwd=repo, stdout=log, stderr=log)
-        print(f"{name}: {command[2]} {time.perf_counter() - start:.0f} s", flush=True)
-
-
-def _options() -> dict:
-    options = json.loads(demo.eval_options())
-    options["linear_probe"] = {"poolings": ["mean", "mean_std", "stages"]}
-    return options
+        seconds = time.perf_counter() - start
+        # The 1/5/15-minute load averages as the command ends.
+        measured[command[2]] = {"seconds": round(seconds), "load_average": os.getloadavg()}
+        print(f"{name}: {command[2]} {seconds:.0f} s", flush=True)
+    (root / f"{name}.measured.json").write_text(json.dumps(measured, indent=1) + "\n")
 
 
 def _row(root: Path, name: str) -> dict | None:
@@ -124,6 +136,9 @@ def _row(root: Path, name: str) -> dict | None:
     results = json.loads(evals[-1].read_text())["results"]
     probes = results["linear_probe"]
     row = {"variant": name, "step": int(evals[-1].stem), "what": VARIANTS[name][3]}
+    measured = root / f"{name}.measured.json"
+    if measured.exists():
+        row["measured"] = json.loads(measured.read_text())
     for task in TASKS:
         scores = probes[task]["mean_std"]
         row[task] = scores["test"]
@@ -143,20 +158,41 @@ def _row(root: Path, name: str) -> dict | None:
     return row
 
 
-def markdown(rows: list[dict]) -> str:
-    columns = ["variant", "what", *TASKS, "mean gain", "mean gain, stages", "R@1 a2t", "R@1 t2a",
-               "zero-shot language x chance", "zero-shot instrument_family x chance"]  # fmt: skip
+def _saved_rows(path: Path) -> list[dict]:
+    """Rows of an earlier table (the file-wide `meta` of older tables, the command that wrote
+    them and the load then, is copied into rows that lack their own `measured`)."""
+    if not path.exists():
+        return []
+    saved = json.loads(path.read_text())
+    return [{"measured": saved.get("meta", {}), **r} for r in saved["rows"]]
+
+
+def _table(rows: list[dict], columns: list[str], pooling: str) -> list[str]:
+    """Markdown lines; a task's cell is its probe (by `pooling`: "" or " stages") with the
+    better baseline in brackets."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         cells = []
         for c in columns:
             v = row.get(c, "")
             if c in TASKS:
-                v = f"{row[c]:.2f} ({row[c + ' baseline']:.2f})"
+                v = f"{row[c + pooling]:.2f} ({row[c + ' baseline']:.2f})"
             elif isinstance(v, float):
                 v = f"{v:+.3f}" if c.startswith("mean gain") else f"{v:.3f}"
             cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(rows: list[dict]) -> str:
+    """The table of every row (mean+std probes), then the per-stage probes of rows with them."""
+    columns = ["variant", "what", *TASKS, "mean gain", "mean gain, stages", "R@1 a2t", "R@1 t2a",
+               "zero-shot language x chance", "zero-shot instrument_family x chance"]  # fmt: skip
+    lines = _table(rows, columns, "")
+    staged = [r for r in rows if "mean gain, stages" in r]
+    if staged:
+        lines += ["", "Per-stage mean+std probes (`stages` pooling), same baselines:", ""]
+        lines += _table(staged, ["variant", *TASKS, "mean gain, stages"], " stages")
     return "\n".join(lines) + "\n"
 
 
@@ -181,9 +217,13 @@ def main() -> None:
             if not data_dir:
                 raise SystemExit(f"variant {name} needs --data_{corpus}")
             _run(root, name, data_dir, objective, overrides)
-    rows = [r for r in (_row(root, n) for n in names) if r is not None]
-    meta = {"command": " ".join(sys.argv), "load_average": os.getloadavg()}
-    Path(f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    rows = {r["variant"]: r for r in _saved_rows(Path(f"{args.out}.json"))}
+    for name in names:
+        row = _row(root, name)
+        if row is not None:
+            rows[name] = row
+    rows = [rows[n] for n in VARIANTS if n in rows]
+    Path(f"{args.out}.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
     Path(f"{args.out}.md").write_text(markdown(rows))
     print(markdown(rows))
 

@@ -3,9 +3,9 @@
 #   1. build the demo corpus from Debian-shipped sounds (speech, music, events, mixtures);
 #   2. turn it into TFDS ArrayRecord splits with precomputed fbank features;
 #   3. train the demo model on it (configs/demo.py: a locked all-MiniLM-L6-v2 text tower and a
-#      tiny audio tower, ~8 minutes on 2 cores);
+#      tiny audio tower, ~12 minutes on 2 cores);
 #   4. evaluate it: retrieval, zero-shot and linear probes beside log-mel and MFCC baselines on
-#      the test split, printed as a table (~5 minutes).
+#      the test split, printed as a table (~4 minutes).
 # Usage: bash launch/demo.sh [OUT_DIR, default ./demo_out] ; NUM_CLIPS=... overrides the size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ fi
 stage 3 "train: one line per 20 steps"
 $PY -m audiolm_pt.main --config=configs/demo.py:contrastive --workdir="$OUT/train" \
   --config.data.data_dir="$OUT/tfds"
-stage 4 "evaluate: retrieval, zero-shot, probes beside log-mel/MFCC (about 5 minutes)"
+stage 4 "evaluate: retrieval, zero-shot, probes beside log-mel/MFCC (about 4 minutes)"
 # Progress lines and the summary table on the console, and all of it in eval.log.
 $PY -m audiolm_pt.evaluate --workdir="$OUT/train" --evals=retrieval,zero_shot,linear_probe \
   --options="$($PY -c 'from configs import demo; print(demo.eval_options())')" \

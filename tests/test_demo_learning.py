@@ -19,7 +19,9 @@ from configs import demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SINGLE_LABEL = ("language", "voice", "speed", "instrument_family", "tempo")
-POOLING = "mean_std"
+# Every encoder stage's mean+std: the pooling the demo's probe targets are measured with
+# (mean+std of the output alone: about +0.06, notebooks/results/demo_levers.md).
+POOLING = "stages"
 MIN_MEAN_GAIN = 0.10
 MIN_R1 = 0.20
 MIN_ZERO_SHOT_X_CHANCE = 2.0
@@ -70,11 +72,16 @@ def test_retrieval_and_probes_are_far_above_chance(results):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=NOT_YET)
-def test_probes_beat_the_better_baseline_on_every_task_by_ten_points_on_average(results):
+def test_probes_beat_the_better_baseline_by_ten_points_on_average(results):
+    gains = _gains(results)
+    assert sum(gains.values()) / len(gains) >= MIN_MEAN_GAIN, gains
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=NOT_YET + ": voice stays 1-3 points under log-mel")
+def test_probes_beat_the_better_baseline_on_every_task(results):
     gains = _gains(results)
     assert min(gains.values()) > 0, gains
-    assert sum(gains.values()) / len(gains) >= MIN_MEAN_GAIN, gains
 
 
 @pytest.mark.slow
