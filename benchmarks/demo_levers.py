@@ -98,9 +98,11 @@ VARIANTS = {
                      "control: the demo's initialisation (one step at learning rate 1e-9)"),
     # From here on the demo config's own recipe: keep 0.5, no SpecAugment.
     "keep50_nospec_6k": ("6k", "contrastive", ("--config.train.num_steps=3711",),
-                         "token dropout keeping 50%, without SpecAugment, 3,711 steps"),
+                         "token dropout keeping 50%, without SpecAugment, 3,711 steps: the demo"),
     "keep50_nospec_4400_6k": ("6k", "contrastive", ("--config.train.num_steps=4400",),
-                              "+ 4,400 steps (about 12 minutes): the demo"),
+                              "+ 4,400 steps (the demo took 20:06 end to end)"),
+    "mixup_keep50_6k": ("6k", "contrastive", ("--config.data.pipeline.mixup_prob=0.3",),
+                        "the demo + mixup (p 0.3, dominant clip's caption)"),
 }  # fmt: skip
 
 
