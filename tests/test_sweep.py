@@ -307,6 +307,16 @@ def test_dry_run_prints_commands_and_writes_nothing(tmp_path, fake_python, capsy
     assert not os.path.exists(root)
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raising KeyboardInterrupt, as in a terminal: a process started in the background
+    by a non-interactive shell inherits SIGINT ignored, and Python then leaves it so."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_stops_the_running_point_cleanly_and_a_rerun_retries_it(tmp_path, fake_python):
     root = str(tmp_path / "runs")
     sweep = parse_sweep(
