@@ -2,7 +2,8 @@
 contrastive pretraining initialised from a supervised tagging run, each on nested subsets
 (10%, 30%, 100%) of the demo corpus's training split, with three seeds per point (a tagging
 run per seed); every arm uses the demo recipe (`configs/demo.py`, its tiny model, batch and
-learning rate) for the same number of steps, and every run is then evaluated (linear probe,
+learning rate; every token and SpecAugment, as before the demo took token dropout) for the
+same number of steps, and every run is then evaluated (linear probe,
 zero-shot, retrieval for models with a text encoder, captioning for models with a decoder).
 
     # 1. the demo corpus (6,000 clips) and its TFDS build
