@@ -1,4 +1,4 @@
-"""Trains a small model on the demo corpus on CPU in about twelve minutes (2 cores).
+"""Trains a small model on the demo corpus on CPU in about thirteen minutes (2 cores).
 
     bash launch/demo.sh   # builds demo_out/tfds first
     python -m audiolm_pt.main --config=configs/demo.py:contrastive --workdir=demo_out/train

@@ -3,7 +3,7 @@
 #   1. build the demo corpus from Debian-shipped sounds (speech, music, events, mixtures);
 #   2. turn it into TFDS ArrayRecord splits with precomputed fbank features;
 #   3. train the demo model on it (configs/demo.py: a locked all-MiniLM-L6-v2 text tower and a
-#      tiny audio tower, ~12 minutes on 2 cores);
+#      tiny audio tower, ~13 minutes on 2 cores);
 #   4. evaluate it: retrieval, zero-shot and linear probes beside log-mel and MFCC baselines on
 #      the test split, printed as a table (~4 minutes).
 # Usage: bash launch/demo.sh [OUT_DIR, default ./demo_out] ; NUM_CLIPS=... overrides the size.
