@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from audiolm_pt.models import layers
 from audiolm_pt.models.audio_encoder import keep_random_tokens, kept_tokens
 from audiolm_pt.models.config import ModelConfig
 from audiolm_pt.models.model import AudioTextModel
@@ -192,7 +193,7 @@ def test_hidden_states_are_each_blocks_input_then_the_output(scan):
     np.testing.assert_allclose(states[0], encoder._positions(tokens), atol=1e-6)
     graphdef, stacked = nnx.split(encoder.layers.blocks)
     block = nnx.merge(graphdef, jax.tree.map(lambda a: a[0], stacked))
-    bias = jnp.where(token_mask[:, None, None, :], 0.0, -1e9)  # layers.attention_bias
+    bias = layers.attention_bias(token_mask[:, None, :])
     np.testing.assert_allclose(states[1], block(states[0], bias, None), atol=1e-5)
 
 

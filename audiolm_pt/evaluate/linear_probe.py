@@ -21,6 +21,7 @@ from audiolm_pt.evaluate import handcrafted, probe
 from audiolm_pt.evaluate import tasks as label_tasks
 from audiolm_pt.evaluate.context import ROLES, Context
 from audiolm_pt.evaluate.registry import register
+from audiolm_pt.models.audio_encoder import NO_STAGES
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ def _fit(
     targets = {role: label_tasks.targets(task, context.clips(role)) for role in ROLES}
     if any(len(t.index) == 0 for t in targets.values()):
         return {"unavailable": "a split has no clip with this label"}
-    if features == "model" and pooling == "stages" and not context.inference.has_stages:
-        return {"unavailable": "the Zipformer's stacks run at different frame rates"}
+    if features == "model" and pooling == "stages" and not context.inference.encoder.has_stages:
+        return {"unavailable": NO_STAGES}
     data = {
         role: probe.ProbeData(_inputs(context, role, features, t.index, pooling), t.multi_hot)
         for role, t in targets.items()

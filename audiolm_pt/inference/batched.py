@@ -81,7 +81,6 @@ class Inference:
         self.window = model.cfg.audio.max_frames
         self.min_frames = model.cfg.audio.min_frames
         self.encoder = model.audio_encoder
-        self.has_stages = model.cfg.audio.encoder == "transformer"
         self.has_audio_head = model.audio_proj is not None
         self.has_text = model.text_encoder is not None and tokenizer is not None
         self.has_decoder = model.decoder is not None and tokenizer is not None
@@ -98,7 +97,7 @@ class Inference:
     def _audio_fn(self, state, features, mask):
         model = self._merge(state)
         moments = None
-        if self.has_stages:
+        if self.encoder.has_stages:
             states, frame_mask = model.audio_encoder.hidden_states(features, mask)
             frames = states[-1]
             # Per stage and row, the valid tokens' sum and sum of squares: [B, depth + 1, 2, D].
@@ -175,7 +174,7 @@ class Inference:
                 weights.append(fm.sum())
                 embs.append(emb)
             stage_stats = None
-            if self.has_stages:
+            if self.encoder.has_stages:
                 stage_stats = _stage_stats(sum(np.float64(p[4]) for p in parts), sum(weights))
             weights = np.asarray(weights, np.float64) / np.sum(weights)
             frames_all = np.concatenate(frames)

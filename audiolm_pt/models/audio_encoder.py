@@ -99,6 +99,10 @@ class PatchFrontend(nnx.Module):
         return tokens, mask.reshape(b, n_t, self.pt).any(-1)
 
 
+# Why a Zipformer hands out no per-stage tokens (`AudioEncoder.hidden_states`).
+NO_STAGES = "the Zipformer's stacks run at different frame rates"
+
+
 class AudioEncoder(nnx.Module):
     """Front-end + positions + pre-LN transformer; returns (frames [B, N, D], mask [B, N])."""
 
@@ -137,6 +141,11 @@ class AudioEncoder(nnx.Module):
             lambda r: layers.EncoderBlock(t, post_ln=False, rngs=r), t, rngs=rngs
         )
         self.norm = layers.layer_norm(t.width, t, rngs=rngs)
+
+    @property
+    def has_stages(self) -> bool:
+        """Whether `hidden_states` is available (transformer encoders)."""
+        return self.zipformer is None
 
     @property
     def output_hop_seconds(self) -> float:
@@ -182,8 +191,8 @@ class AudioEncoder(nnx.Module):
         """Evaluation mode: every stage's tokens [depth + 1, B, N, D] (the input to each
         transformer block, then the encoder's output, as Hugging Face's `hidden_states`) and
         their mask [B, N]. Transformer encoders only."""
-        if self.zipformer is not None:
-            raise ValueError("hidden_states: the Zipformer's stacks run at different frame rates")
+        if not self.has_stages:
+            raise ValueError(f"hidden_states: {NO_STAGES}")
         frames, mask, inputs = self._encode(features, feature_mask, None, collect=True)
         return jnp.concatenate([inputs, frames[None]]), mask
 
