@@ -198,8 +198,12 @@ class DataConfig:
             raise ValueError("data.tfds_names: name at least one TFDS dataset")
 
     def pipeline_for(self, split: str) -> PipelineConfig:
-        """The pipeline config reading `split` ("train" or "eval")."""
-        return dataclasses.replace(self.pipeline, train=split == "train")
+        """The pipeline config reading `split` ("train" or "eval"). The eval split is read in
+        this process: the held-out evaluator takes a few fixed batches once, at start-up, and
+        starting a worker process (its imports) costs more than reading them."""
+        if split == "train":
+            return dataclasses.replace(self.pipeline, train=True)
+        return dataclasses.replace(self.pipeline, train=False, num_workers=0)
 
     def split_name(self, split: str) -> str:
         return self.train_split if split == "train" else self.eval_split

@@ -421,3 +421,11 @@ def test_sections_are_frozen():
     parsed = experiment.parse(_load("demo", "contrastive"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         parsed.train.num_steps = 3  # type: ignore[misc]
+
+
+def test_only_the_train_split_is_read_by_worker_processes():
+    data = DataConfig(pipeline=dataclasses.replace(DataConfig().pipeline, num_workers=2))
+    assert data.pipeline_for("train") == dataclasses.replace(data.pipeline, train=True)
+    held_out = data.pipeline_for("eval")
+    assert (held_out.train, held_out.num_workers) == (False, 0)
+    assert held_out == dataclasses.replace(data.pipeline, train=False, num_workers=0)

@@ -3,16 +3,19 @@ mixtures, buckets, bad-input counters, config validation."""
 
 import collections
 import dataclasses
+import inspect
 import itertools
 import json
+import multiprocessing
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from grain._src.python.dataset.transformations import process_prefetch
 
 from audiolm_pt.audio import FbankConfig, LogMelConfig, fbank_np, frontend, log_mel_np
-from audiolm_pt.data import transforms
+from audiolm_pt.data import pipeline, transforms
 from audiolm_pt.data.builders.features import encode_flac
 from audiolm_pt.data.device_features import make_featurizer, spec_augment
 from audiolm_pt.data.pipeline import (
@@ -132,6 +135,17 @@ def test_resume_reproduces_the_uninterrupted_stream(workers, tokenizer):
         assert a.keys() == b.keys()
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_closing_mid_stream_stops_the_workers_without_grains_long_wait():
+    it = make_iterator({"a": SOURCE}, _cfg(num_workers=1), process_index=0, process_count=1)
+    _take(it, 2)  # the worker is now ahead, its next batches queued for a parent that stops
+    it.close()
+    assert multiprocessing.active_children() == []
+    # Our shorter wait takes effect only while Grain's close still reads this module global.
+    stop = inspect.getsource(process_prefetch.ProcessPrefetchDatasetIterator._stop_prefetch)
+    assert "join(timeout=_PROCESS_KILL_TIMEOUT_S)" in stop
+    assert process_prefetch._PROCESS_KILL_TIMEOUT_S == pipeline.WORKER_STOP_SECONDS
 
 
 def test_crop_pad_masks_and_centre_crop_in_eval():

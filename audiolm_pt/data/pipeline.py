@@ -32,6 +32,7 @@ import grain
 import jax
 import numpy as np
 from absl import flags
+from grain._src.python.dataset.transformations import process_prefetch
 
 from audiolm_pt.audio import frontend
 from audiolm_pt.data import transforms
@@ -43,6 +44,13 @@ from audiolm_pt.text import Tokenizer, load_tokenizer
 log = logging.getLogger(__name__)
 # Grain passes arrays at least this large through shared memory: never, here (see below).
 _NO_SHARED_MEMORY = 2**62
+# How long closing the stream waits for a worker to exit before Grain kills it (Grain's own
+# wait is 25 s). A worker stopped mid-stream often cannot exit by itself: its queue's feeder
+# thread is still writing a pickled batch into a pipe the closed parent no longer reads, and
+# the process joins that thread at exit. It holds nothing the parent still needs (the data
+# position lives in the parent's iterator state), so every training job lost 25 s at its end
+# waiting to kill it.
+WORKER_STOP_SECONDS = 3
 
 
 def make_dataset(
@@ -95,6 +103,7 @@ def make_dataset(
         # them to JAX, which may alias host buffers, so shared-memory blocks outlived their
         # batches and leaked at exit (a few MB a batch: the copy costs milliseconds).
         no_shm = grain.experimental.DatasetOptions(min_shm_size=_NO_SHARED_MEMORY)
+        process_prefetch._PROCESS_KILL_TIMEOUT_S = WORKER_STOP_SECONDS
         ds = grain.experimental.WithOptionsIterDataset(ds, no_shm).mp_prefetch(
             options, worker_init_fn=exit_with_parent
         )

@@ -84,10 +84,6 @@ def get_sweep(arg: str | None = None) -> dict:
             "optimizer.warmup_steps": min(base.optimizer.warmup_steps, steps // 10),
             "data.data_dir": values["data_dir"],
             "data.pipeline.seed": seed,
-            # The recipe the committed study ran, from before the demo took token dropout.
-            "model.audio.token_keep": 1.0,
-            "data.pipeline.time_masks": 2,
-            "data.pipeline.freq_masks": 2,
             # Every run's locked text tower reads one cache (files are keyed by tower).
             "train.text_cache_dir": "{root}/text_cache",
         }
