@@ -1,10 +1,11 @@
 """The demo-scale data-scaling study: contrastive, captioning and hybrid pretraining, and
 contrastive pretraining initialised from a supervised tagging run, each on nested subsets
-(10%, 30%, 100%) of the demo corpus's training split, with three seeds per point (a tagging
-run per seed); every arm uses the demo recipe (`configs/demo.py`, its tiny model, batch and
-learning rate; every token and SpecAugment, as before the demo took token dropout) for the
-same number of steps, and every run is then evaluated (linear probe,
-zero-shot, retrieval for models with a text encoder, captioning for models with a decoder).
+(2%, 10%, 100%) of the demo corpus's training split, with three seeds per point (a tagging
+run per seed); every arm uses the demo recipe (`configs/demo.py`: its tiny model, batch,
+learning rate, token dropout and augmentation) for the same number of steps, and every run is
+then evaluated (linear probe, zero-shot, retrieval for models with a text encoder, captioning
+for models with a decoder). The fractions span 50x so that the smallest subset, seen for about
+80 epochs in STEPS steps, limits learning by its data and not by the steps.
 
     # 1. the demo corpus (6,000 clips) and its TFDS build
     python -m audiolm_pt.data.demo_corpus --out=study_out/corpus --num_clips=6000 --seed=0
@@ -16,7 +17,7 @@ zero-shot, retrieval for models with a text encoder, captioning for models with 
     python -m audiolm_pt.collect --root=study_out/runs --csv
 
 The arg is "key=value,..." with keys steps (default STEPS), fractions and seeds
-("+"-separated, default 0.1+0.3+1.0 and 0+1+2) and data_dir (default
+("+"-separated, default FRACTIONS and SEEDS) and data_dir (default
 $AUDIOLM_PT_STUDY_DATA_DIR, else study_out/tfds), e.g. `:steps=300,fractions=0.1+1.0`. The
 tagging runs train on the full training split with the labels of TAG_TASKS; its vocabulary is
 read from that split, so the TFDS build must exist before the sweep starts.
@@ -27,7 +28,10 @@ import os
 from audiolm_pt.sweep import SweepError, grid, parse_arg
 from configs import demo
 
-STEPS = 300
+# Sized so that the 39 runs take at most 90 minutes on 2 cores, evaluation included.
+STEPS = 250
+FRACTIONS = (0.02, 0.1, 1.0)
+SEEDS = (0, 1, 2)
 SIZE = "tiny"  # the model preset of every point (configs/demo.py:<objective>,tiny)
 TAG_TASKS = "language,voice,instrument_family,event_category"
 ARMS = {  # arm: (objective, init)
@@ -42,6 +46,7 @@ DEMO_KEYS = (
     "model.audio.max_frames",
     "model.audio.input_mean",
     "model.audio.input_std",
+    "model.audio.token_keep",
     "optimizer.learning_rate",
     "train.log_every",
     "checkpoint.every_steps",
@@ -51,6 +56,9 @@ DEMO_KEYS = (
     "data.pipeline.global_batch_size",
     "data.pipeline.max_frames",
     "data.pipeline.num_workers",
+    "data.pipeline.time_masks",
+    "data.pipeline.freq_masks",
+    "data.pipeline.mixup_prob",
 )
 # Evaluation kept to about a minute per run on 2 cores: mean+std-pooled linear probes with a
 # two-value C grid and no baselines, trained on at most 1,600 clips (the `--limit` on every
@@ -68,8 +76,8 @@ def get_sweep(arg: str | None = None) -> dict:
         arg,
         {
             "steps": STEPS,
-            "fractions": (0.1, 0.3, 1.0),
-            "seeds": (0, 1, 2),
+            "fractions": FRACTIONS,
+            "seeds": SEEDS,
             "data_dir": os.environ.get("AUDIOLM_PT_STUDY_DATA_DIR", "study_out/tfds"),
         },
     )
