@@ -40,6 +40,8 @@ FAKE_PYTHON = textwrap.dedent(
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "calls.jsonl"), "a") as f:
         f.write(json.dumps([module, flags]) + "\\n")
+    with open(os.path.join(workdir, "jax_cache_dirs.txt"), "a") as f:
+        f.write(os.environ.get("JAX_COMPILATION_CACHE_DIR", "unset") + "\\n")
     print("fake", module, "in", workdir)
     if module == "audiolm_pt.main" and flags.get("config.seed") == "13":
         if not os.path.exists(os.path.join(workdir, "allow")):
@@ -293,6 +295,18 @@ def test_local_run_records_skips_retries_and_resolves_templates(tmp_path, fake_p
     assert "[a] done, skipped" in capsys.readouterr().out
     with pytest.raises(SweepError, match="--only=zz"):
         run_local(sweep, root, python=fake_python, only=["zz"])
+
+
+def test_points_share_a_compilation_cache_unless_one_is_given(tmp_path, fake_python, monkeypatch):
+    def cache_dirs(root):
+        return (tmp_path / root / "a" / "jax_cache_dirs.txt").read_text().split()
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    run_local(_toy_sweep(), str(tmp_path / "r1"), python=fake_python, only=["a"])
+    assert cache_dirs("r1") == [str(tmp_path / "r1" / "jax_cache")] * 2  # train, evaluate
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))
+    run_local(_toy_sweep(), str(tmp_path / "r2"), python=fake_python, only=["a"])
+    assert cache_dirs("r2") == [str(tmp_path / "mine")] * 2
 
 
 def test_dry_run_prints_commands_and_writes_nothing(tmp_path, fake_python, capsys):
